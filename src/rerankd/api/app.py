@@ -1,0 +1,139 @@
+"""The ASGI application: routes of every dialect over one engine, and start-up model loading."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from rerankd.api import admin, cohere, sie, tei
+from rerankd.api.common import ApiContext, ApiLimits, ClientGone, error_response
+from rerankd.engine.pipeline import Engine
+from rerankd.engine.request import RerankdError
+from rerankd.registry.registry import ModelRegistry, RegistrySettings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@dataclass(frozen=True)
+class ModelArg:
+    """One `--model [NAME=]SOURCE`."""
+
+    name: str
+    source: str
+
+    @classmethod
+    def parse(cls, text: str) -> ModelArg:
+        name, sep, source = text.partition("=")
+        if not sep:
+            return cls(text, text)
+        if not name or not source:
+            raise ValueError(f"--model expects [NAME=]SOURCE, got {text!r}")
+        return cls(name, source)
+
+
+@dataclass
+class ServerConfig:
+    models: list[ModelArg] = field(default_factory=lambda: [ModelArg(DEFAULT_MODEL, DEFAULT_MODEL)])
+    registry: RegistrySettings = field(default_factory=RegistrySettings)
+    limits: ApiLimits = field(default_factory=ApiLimits)
+    api_key: str | None = None
+    tokenizer_threads: int | None = None
+
+
+class ApiKeyMiddleware:
+    """Require `Authorization: Bearer <key>` on everything but health checks."""
+
+    OPEN_PATHS = ("/healthz", "/readyz")
+
+    def __init__(self, app: ASGIApp, key: str) -> None:
+        self.app = app
+        self.key = key.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in self.OPEN_PATHS:
+            headers = dict(scope["headers"])
+            supplied = headers.get(b"authorization", b"").removeprefix(b"Bearer ").strip()
+            if not hmac.compare_digest(supplied, self.key):
+                error = RerankdError("missing or wrong API key", code="UNAUTHORIZED", status=401)
+                response = error_response(Request(scope, receive), error)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _rerankd_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, RerankdError)
+    return error_response(request, error)
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+    code = codes.get(error.status_code, "HTTP_ERROR")
+    return error_response(request, RerankdError(str(error.detail), code=code, status=error.status_code))
+
+
+async def _client_gone(request: Request, error: Exception) -> Response:
+    return Response(status_code=499)
+
+
+async def _unexpected(request: Request, error: Exception) -> Response:
+    log.exception("unexpected error on %s", request.url.path, exc_info=error)
+    return error_response(request, RerankdError(f"internal error: {type(error).__name__}"))
+
+
+async def load_startup_models(ctx: ApiContext, names: list[str]) -> None:
+    """Load the `--model` models; a failure is recorded on that model, the server stays up."""
+    registry = ctx.engine.registry
+    for name in names:
+        with contextlib.suppress(RerankdError):
+            await registry.load(name)
+    ctx.startup_done = True
+
+
+def create_app(config: ServerConfig) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        registry = ModelRegistry(config.registry)
+        for model in config.models:
+            registry.register(model.name, model.source)
+        ctx = ApiContext(
+            engine=Engine(registry, config.tokenizer_threads),
+            limits=config.limits,
+            default_model=config.models[0].name if config.models else None,
+            startup_done=not config.models,
+        )
+        app.state.rerankd = ctx
+        loader = asyncio.create_task(load_startup_models(ctx, [m.name for m in config.models]))
+        try:
+            yield
+        finally:
+            loader.cancel()
+            await registry.close()
+            ctx.engine.close()
+
+    app = Starlette(
+        routes=[*sie.routes, *cohere.routes, *tei.routes, *admin.routes],
+        exception_handlers={
+            RerankdError: _rerankd_error,
+            HTTPException: _http_error,
+            ClientGone: _client_gone,
+            Exception: _unexpected,
+        },
+        lifespan=lifespan,
+    )
+    if config.api_key:
+        app.add_middleware(ApiKeyMiddleware, key=config.api_key)
+    return app

@@ -1,0 +1,80 @@
+"""What every route shares: server limits, error rendering, and scoring that stops on disconnect."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from rerankd.api.codec import render, wants_msgpack
+from rerankd.engine.pipeline import Engine
+from rerankd.engine.request import RerankdError, ScoreRequest, ScoreResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ApiLimits:
+    """Per-request limits; past them a client gets a 413, never a crash."""
+
+    max_items: int = 10_000
+    max_body_bytes: int = 64 * 1024 * 1024
+
+
+@dataclass
+class ApiContext:
+    """Kept on `app.state.rerankd`: what routes need from the rest of the server."""
+
+    engine: Engine
+    limits: ApiLimits
+    default_model: str | None = None
+    startup_done: bool = False
+
+
+def context(request: Request) -> ApiContext:
+    return request.app.state.rerankd
+
+
+def error_payload(error: RerankdError) -> dict:
+    detail: dict = {"code": error.code, "message": error.message}
+    if error.param:
+        detail["param"] = error.param
+    detail.update(error.extra)
+    return {"error": detail}
+
+
+def error_response(request: Request, error: RerankdError) -> Response:
+    headers = {"X-Error-Code": error.code}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(max(1, round(error.retry_after)))
+    return render(error_payload(error), msgpack_body=wants_msgpack(request), status=error.status, headers=headers)
+
+
+class ClientGone(Exception):
+    """The client disconnected before its scores were ready."""
+
+
+async def _disconnected(request: Request) -> None:
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def score_unless_disconnected(request: Request, score_request: ScoreRequest) -> ScoreResult:
+    """Score; if the client hangs up first, cancel its work so others' batches move on."""
+    engine = context(request).engine
+    work = asyncio.ensure_future(engine.score(score_request))
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not work.done():
+            work.cancel()
+        watcher.cancel()
+    if not work.done() or work.cancelled():
+        raise ClientGone()
+    return work.result()

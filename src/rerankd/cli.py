@@ -1,0 +1,149 @@
+"""`rerankd serve | score`: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from rerankd import __version__
+
+
+def _add_engine_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("engine")
+    group.add_argument("--device", default="auto", help="auto (CUDA, then MPS, else CPU), cpu, cuda, cuda:1...")
+    group.add_argument(
+        "--dtype",
+        default="auto",
+        help="auto (fp32 on CPU, the model's preference on GPU), float32, bfloat16, float16",
+    )
+    group.add_argument("--threads", type=int, default=None, help="CPU threads for model math (default: all cores)")
+    group.add_argument("--max-batch-tokens", type=int, default=None, help="padded tokens per batch")
+    group.add_argument("--max-batch-size", type=int, default=None, help="sequences per batch")
+
+
+def _scheduler_config(args: argparse.Namespace):
+    from rerankd.engine.scheduler import SchedulerConfig
+
+    overrides = {}
+    if args.max_batch_tokens:
+        overrides["max_batch_tokens"] = args.max_batch_tokens
+    if args.max_batch_size:
+        overrides["max_batch_size"] = args.max_batch_size
+    return SchedulerConfig(**overrides)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rerankd", description="Self-hosted inference engine for rerankers.")
+    parser.add_argument("--version", action="version", version=f"rerankd {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="start the HTTP server")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 for all interfaces)")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        metavar="[NAME=]SOURCE",
+        help="model to serve (repeatable). SOURCE: Hugging Face id, local directory, or installed "
+        "model package. Default: sentence-transformers/all-MiniLM-L6-v2 from the [demo] extra.",
+    )
+    serve.add_argument("--allow-download", action="store_true", help="let catalog ids load on demand from the hub")
+    serve.add_argument("--load-timeout", type=float, default=60.0, help="seconds a request waits for a model load")
+    serve.add_argument("--max-items", type=int, default=10_000, help="items accepted in one request")
+    serve.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body accepted")
+    serve.add_argument("--api-key", default=os.environ.get("RERANKD_API_KEY"), help="require this bearer token")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    _add_engine_options(serve)
+
+    score = commands.add_parser("score", help="score documents against a query locally, without a server")
+    score.add_argument("--model", required=True, metavar="[NAME=]SOURCE")
+    score.add_argument("--query", required=True)
+    score.add_argument("documents", nargs="+", help="documents to rank")
+    score.add_argument("--raw-scores", action="store_true")
+    _add_engine_options(score)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from rerankd.api.app import DEFAULT_MODEL, ModelArg, ServerConfig, create_app
+    from rerankd.api.common import ApiLimits
+    from rerankd.registry.registry import RegistrySettings
+    from rerankd.runtime import configure_threads
+
+    configure_threads(args.threads)
+    models = [ModelArg.parse(text) for text in (args.model or [DEFAULT_MODEL])]
+    config = ServerConfig(
+        models=models,
+        registry=RegistrySettings(
+            device=args.device,
+            dtype=args.dtype,
+            scheduler=_scheduler_config(args),
+            allow_download=args.allow_download,
+            load_timeout=args.load_timeout,
+        ),
+        limits=ApiLimits(max_items=args.max_items, max_body_bytes=int(args.max_body_mb * 1024 * 1024)),
+        api_key=args.api_key,
+    )
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from rerankd.api.app import ModelArg
+    from rerankd.engine.pipeline import Engine
+    from rerankd.engine.request import Item, ScoreOptions, ScoreRequest
+    from rerankd.registry.registry import ModelRegistry, RegistrySettings
+    from rerankd.runtime import configure_threads
+
+    configure_threads(args.threads)
+    model = ModelArg.parse(args.model)
+
+    async def run() -> dict:
+        registry = ModelRegistry(
+            RegistrySettings(device=args.device, dtype=args.dtype, scheduler=_scheduler_config(args))
+        )
+        registry.register(model.name, model.source)
+        engine = Engine(registry)
+        try:
+            await registry.load(model.name)
+            result = await engine.score(
+                ScoreRequest(
+                    model=model.name,
+                    query=Item(text=args.query),
+                    items=[Item(text=text) for text in args.documents],
+                    options=ScoreOptions(raw_scores=args.raw_scores),
+                )
+            )
+        finally:
+            await registry.close()
+            engine.close()
+        return {
+            "model": result.model,
+            "scores": [{"index": e.index, "score": e.score, "text": args.documents[e.index]} for e in result.entries],
+        }
+
+    print(json.dumps(asyncio.run(run()), indent=2, ensure_ascii=False))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "score":
+        return _score(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

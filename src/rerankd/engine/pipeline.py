@@ -1,0 +1,71 @@
+"""Tokenize -> infer -> postprocess for one `ScoreRequest`; the engine's single entry point.
+
+Tokenization runs in a thread pool (fast tokenizers release the GIL), inference on the
+device's compute thread via the model's scheduler, and only cheap numpy post-processing
+runs on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from rerankd.engine.request import ScoreEntry, ScoreRequest, ScoreResult, Usage
+from rerankd.models.base import Prepared
+from rerankd.registry.registry import ModelRegistry
+
+
+class Engine:
+    """Scores requests against the models of a registry."""
+
+    def __init__(self, registry: ModelRegistry, tokenizer_threads: int | None = None) -> None:
+        self.registry = registry
+        workers = tokenizer_threads or max(2, min(8, os.cpu_count() or 2))
+        self._tokenize = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rerankd-tokenize")
+
+    async def score(self, request: ScoreRequest) -> ScoreResult:
+        loop = asyncio.get_running_loop()
+        async with self.registry.use(request.model) as model:
+            family = model.family
+            texts = [item.text for item in request.items]
+            prepared = await loop.run_in_executor(
+                self._tokenize, family.prepare, request.query.text, texts, request.instruction, request.options
+            )
+            outputs = await model.scheduler.run(prepared)
+            scores = family.scores(prepared, outputs, request.options.raw_scores)
+        return build_result(request, scores, prepared)
+
+    def close(self) -> None:
+        self._tokenize.shutdown(wait=False, cancel_futures=True)
+
+
+def build_result(request: ScoreRequest, scores: np.ndarray, prepared: Prepared) -> ScoreResult:
+    """Sort best first (stable: ties keep request order), cut to top_k, attach ids and usage."""
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    top_k = request.options.top_k
+    if top_k is not None:
+        order = order[:top_k]
+    values = np.asarray(scores, dtype=np.float64)[order].tolist()
+    truncated = prepared.truncated[order].tolist()
+    items = request.items
+    entries = [
+        ScoreEntry(
+            item_id=items[index].id if items[index].id is not None else f"item-{index}",
+            index=index,
+            score=value,
+            rank=rank,
+            truncated=cut,
+        )
+        for rank, (index, value, cut) in enumerate(zip(order.tolist(), values, truncated, strict=True))
+    ]
+    usage = Usage(
+        input_tokens=prepared.input_tokens,
+        content_tokens=prepared.content_tokens,
+        pairs=prepared.n_items,
+        truncated_items=int(prepared.truncated.sum()),
+        chunks=prepared.n_units - prepared.n_query_units,
+    )
+    return ScoreResult(model=request.model, query_id=request.query.id, entries=entries, usage=usage)

@@ -1,0 +1,234 @@
+"""Cross-request batching for one loaded model.
+
+Every unit (a query-document pair, or one text for a bi-encoder) of every waiting request is
+work for the same queue. When the compute thread has room, the scheduler cuts the next batch:
+
+* the oldest request anchors it with its longest waiting units (requests pre-sort their
+  units by length, so a batch holds similar lengths and little padding);
+* the batch holds as many units as fit the padded-token budget (`units x longest`);
+* spare room is filled from other requests whose next units are no longer than the anchor's,
+  so concurrent small requests share batches;
+* a request that has anchored `fair_share_batches` batches in a row yields to the next one,
+  so a 10,000-item request cannot starve a 10-item request behind it.
+
+Batch formation is a few numpy operations on the event loop; collation and the forward pass
+run on the device's single compute thread; results are scattered back per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import torch
+
+from rerankd.engine.request import QueueFull, RerankdError
+from rerankd.models.base import Family, Prepared
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """Batching limits; `rerankd serve` exposes them as flags."""
+
+    max_batch_tokens: int = 8192
+    max_batch_size: int = 256
+    max_inflight_batches: int = 2
+    fair_share_batches: int = 4
+    max_queued_units: int = 1_000_000
+
+
+@dataclass
+class SchedulerStats:
+    batches: int = 0
+    units: int = 0
+    real_tokens: int = 0
+    padded_tokens: int = 0
+    requests: int = 0
+
+    @property
+    def padding_waste(self) -> float:
+        """Share of computed positions that were padding."""
+        return 1.0 - self.real_tokens / self.padded_tokens if self.padded_tokens else 0.0
+
+
+class _Job:
+    """One request's units while they wait, run and come back."""
+
+    __slots__ = ("anchored", "cursor", "future", "order", "outputs", "prepared", "remaining", "sorted_lengths")
+
+    def __init__(self, prepared: Prepared, future: asyncio.Future) -> None:
+        self.prepared = prepared
+        self.future = future
+        self.order = np.argsort(-prepared.lengths, kind="stable")
+        self.sorted_lengths = prepared.lengths[self.order]
+        self.cursor = 0
+        self.remaining = prepared.n_units
+        self.outputs: np.ndarray | None = None
+        self.anchored = 0
+
+    @property
+    def waiting(self) -> int:
+        return len(self.order) - self.cursor
+
+    @property
+    def head_length(self) -> int:
+        return int(self.sorted_lengths[self.cursor])
+
+    def take(self, count: int) -> np.ndarray:
+        units = self.order[self.cursor : self.cursor + count]
+        self.cursor += len(units)
+        return units
+
+    @property
+    def abandoned(self) -> bool:
+        return self.future.done()
+
+
+@dataclass
+class _Batch:
+    parts: list[tuple[_Job, np.ndarray]]
+    width: int
+
+    @property
+    def size(self) -> int:
+        return sum(len(units) for _, units in self.parts)
+
+
+class Scheduler:
+    """Queues units of concurrent requests for one model and runs them in token-budget batches."""
+
+    def __init__(self, family: Family, executor: Executor, config: SchedulerConfig | None = None) -> None:
+        self.family = family
+        self.config = config or SchedulerConfig()
+        self._executor = executor
+        self._waiting: deque[_Job] = deque()
+        self._queued_units = 0
+        self._inflight = 0
+        self._active = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closed = False
+        self.stats = SchedulerStats()
+
+    @property
+    def active_requests(self) -> int:
+        return self._active
+
+    async def run(self, prepared: Prepared) -> np.ndarray:
+        """Output rows for all units of `prepared`, in unit order."""
+        if self._closed:
+            raise RerankdError("model was unloaded", code="MODEL_UNLOADED", status=503, retry_after=1)
+        if prepared.n_units == 0:
+            return np.zeros((0, 1), dtype=np.float32)
+        if self._queued_units + prepared.n_units > self.config.max_queued_units:
+            raise QueueFull(f"{self._queued_units} units already queued for this model; retry shortly", retry_after=1)
+        job = _Job(prepared, asyncio.get_running_loop().create_future())
+        self._waiting.append(job)
+        self._queued_units += prepared.n_units
+        self._active += 1
+        self._idle.clear()
+        self.stats.requests += 1
+        self._pump()
+        try:
+            return await job.future
+        finally:
+            if not job.future.done():
+                job.future.cancel()  # the caller went away: its waiting units are skipped
+            if job.waiting:
+                self._queued_units -= job.waiting
+                job.cursor = len(job.order)
+            self._active -= 1
+            if self._active == 0:
+                self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Return once no request is waiting or running (used to drain before unloading)."""
+        await self._idle.wait()
+
+    def close(self) -> None:
+        """Refuse new work; requests already queued still finish."""
+        self._closed = True
+
+    def _pump(self) -> None:
+        while self._inflight < self.config.max_inflight_batches:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            self._inflight += 1
+            future = asyncio.get_running_loop().run_in_executor(self._executor, self._execute, batch)
+            future.add_done_callback(partial(self._finished, batch))
+
+    def _next_batch(self) -> _Batch | None:
+        while self._waiting and (self._waiting[0].abandoned or not self._waiting[0].waiting):
+            self._waiting.popleft()
+        if not self._waiting:
+            return None
+        anchor = self._waiting[0]
+        width = anchor.head_length
+        capacity = max(1, min(self.config.max_batch_size, self.config.max_batch_tokens // max(width, 1)))
+        parts = [(anchor, anchor.take(capacity))]
+        room = capacity - len(parts[0][1])
+        for job in list(self._waiting)[1:]:
+            if room <= 0:
+                break
+            if job.abandoned or not job.waiting or job.head_length > width:
+                continue
+            units = job.take(room)
+            parts.append((job, units))
+            room -= len(units)
+        anchor.anchored += 1
+        if anchor.waiting and anchor.anchored >= self.config.fair_share_batches and len(self._waiting) > 1:
+            anchor.anchored = 0
+            self._waiting.rotate(-1)  # let the next request anchor: fairness for small requests
+        taken = sum(len(units) for _, units in parts)
+        self._queued_units -= taken
+        self.stats.batches += 1
+        self.stats.units += taken
+        self.stats.padded_tokens += taken * width
+        self.stats.real_tokens += int(sum(job.prepared.lengths[units].sum() for job, units in parts))
+        return _Batch(parts, width)
+
+    def _execute(self, batch: _Batch) -> np.ndarray:
+        """Collate and run one batch; on the compute thread."""
+        ids: list[list[int]] = []
+        type_ids: list[list[int]] | None = [] if batch.parts[0][0].prepared.type_ids is not None else None
+        for job, units in batch.parts:
+            rows = job.prepared.ids
+            ids.extend(rows[u] for u in units)
+            if type_ids is not None:
+                types = job.prepared.type_ids
+                type_ids.extend(types[u] for u in units)  # type: ignore[index]
+        with torch.inference_mode():
+            inputs = self.family.collate(ids, type_ids)
+            return self.family.forward(inputs).numpy()
+
+    def _finished(self, batch: _Batch, future: asyncio.Future) -> None:
+        self._inflight -= 1
+        try:
+            outputs = future.result()
+        except Exception as error:  # one bad batch fails its requests, never the server
+            log.exception("batch of %d units failed", batch.size)
+            failure = RerankdError(f"inference failed: {type(error).__name__}: {error}")
+            for job, _ in batch.parts:
+                if not job.future.done():
+                    job.future.set_exception(failure)
+        else:
+            offset = 0
+            for job, units in batch.parts:
+                count = len(units)
+                if not job.future.done():
+                    if job.outputs is None:
+                        job.outputs = np.empty((job.prepared.n_units, *outputs.shape[1:]), dtype=np.float32)
+                    job.outputs[units] = outputs[offset : offset + count]
+                    job.remaining -= count
+                    if job.remaining == 0:
+                        job.future.set_result(job.outputs)
+                offset += count
+        self._pump()

@@ -1,0 +1,25 @@
+"""Model families: how text becomes a score. Nothing here knows about HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rerankd.models.base import Family, Prepared
+from rerankd.models.catalog import ModelSpec
+from rerankd.runtime import Placement
+
+
+def build_family(spec: ModelSpec, placement: Placement, model_dir: Path) -> Family:
+    """Load the network and tokenizer of `spec` from `model_dir` into its family class."""
+    if spec.family == "cross-encoder":
+        from rerankd.models.cross_encoder import CrossEncoderFamily
+
+        return CrossEncoderFamily(spec, placement, model_dir)
+    if spec.family == "bi-encoder":
+        from rerankd.models.bi_encoder import BiEncoderFamily
+
+        return BiEncoderFamily(spec, placement, model_dir)
+    raise ValueError(f"unknown model family {spec.family!r}")
+
+
+__all__ = ["Family", "ModelSpec", "Prepared", "build_family"]

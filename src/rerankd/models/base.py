@@ -1,0 +1,148 @@
+"""The Family interface: how a request's texts become token sequences, and outputs become scores.
+
+The engine only knows this interface. A family splits its work in three parts that run in
+three different places:
+
+* `prepare` (tokenizer thread pool): texts -> `Prepared` token sequences ("units");
+* `collate` + `forward` (the device's compute thread): a batch of units -> one output row each;
+* `scores` (after all of a request's units ran): output rows -> one score per item.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+import torch
+
+from rerankd.engine.request import InputTooLong, InstructionNotSupported, ScoreOptions
+
+if TYPE_CHECKING:
+    from rerankd.models.catalog import ModelSpec
+    from rerankd.runtime import Placement
+
+
+@dataclass
+class Prepared:
+    """A request as the network will read it.
+
+    `ids[u]` is unit `u`'s token ids. Units are what batches are made of: a (query, document)
+    pair for a cross-encoder, one text for a bi-encoder, one window of a chunked document.
+    """
+
+    ids: list[list[int]]
+    type_ids: list[list[int]] | None
+    lengths: np.ndarray
+    n_items: int
+    truncated: np.ndarray
+    content_tokens: int
+    # Item scored by each unit when documents are chunked (max over a document's windows);
+    # None when unit i scores item i.
+    unit_item: np.ndarray | None = None
+    # Leading units that encode the query (bi-encoders and late interaction), not an item.
+    n_query_units: int = 0
+
+    @property
+    def n_units(self) -> int:
+        return len(self.ids)
+
+    @property
+    def input_tokens(self) -> int:
+        return int(self.lengths.sum())
+
+
+class Family(ABC):
+    """One way of turning (query, texts) into relevance scores with a loaded network."""
+
+    kind: ClassVar[str]
+    accepts_instruction: ClassVar[bool] = False
+
+    def __init__(self, spec: ModelSpec, placement: Placement) -> None:
+        self.spec = spec
+        self.placement = placement
+        self.pad_id = 0
+        self.network: torch.nn.Module | None = None
+
+    @property
+    @abstractmethod
+    def max_length(self) -> int:
+        """Longest token sequence the network reads (template included)."""
+
+    @abstractmethod
+    def prepare(self, query: str, texts: list[str], instruction: str | None, options: ScoreOptions) -> Prepared:
+        """Tokenize; runs in the tokenizer pool, never on the event loop or compute thread."""
+
+    @abstractmethod
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One output row per unit, float32 on CPU; runs on the compute thread."""
+
+    @abstractmethod
+    def scores(self, prepared: Prepared, outputs: np.ndarray, raw: bool) -> np.ndarray:
+        """One float score per item from the output rows of all of a request's units."""
+
+    @abstractmethod
+    def parameters_bytes(self) -> int:
+        """Memory held by the weights, for the registry's budget."""
+
+    def check_instruction(self, instruction: str | None) -> None:
+        """Reject an instruction the family would otherwise ignore silently."""
+        if instruction is not None and not self.accepts_instruction:
+            raise InstructionNotSupported(
+                f"model '{self.spec.name}' ({self.kind}) does not take an instruction",
+                param="instruction",
+            )
+
+    def check_truncation(self, options: ScoreOptions, truncated: np.ndarray) -> None:
+        """With `truncate: false`, an over-long item is the client's error, not silently cut."""
+        if not options.truncate and truncated.any():
+            index = int(np.flatnonzero(truncated)[0])
+            raise InputTooLong(
+                f"item {index} does not fit the model's {self.max_length}-token limit and truncation is off",
+                extra={"index": index, "max_tokens": self.max_length},
+            )
+
+    def collate(self, ids: list[list[int]], type_ids: list[list[int]] | None) -> dict[str, torch.Tensor]:
+        """Right-pad a batch of units into tensors on the model's device."""
+        width = max(len(row) for row in ids)
+        input_ids = np.full((len(ids), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(ids), width), dtype=np.int64)
+        types = np.zeros((len(ids), width), dtype=np.int64) if type_ids is not None else None
+        for row, tokens in enumerate(ids):
+            input_ids[row, : len(tokens)] = tokens
+            mask[row, : len(tokens)] = 1
+            if types is not None:
+                types[row, : len(tokens)] = type_ids[row]
+        device = self.placement.device
+        batch = {
+            "input_ids": torch.from_numpy(input_ids).to(device),
+            "attention_mask": torch.from_numpy(mask).to(device),
+        }
+        if types is not None:
+            batch["token_type_ids"] = torch.from_numpy(types).to(device)
+        return batch
+
+    def close(self) -> None:
+        """Drop references to weights so their memory can be reclaimed."""
+        self.network = None
+
+
+def max_over_units(unit_scores: np.ndarray, unit_item: np.ndarray | None, n_items: int) -> np.ndarray:
+    """Score of each item = max over the units (windows) that belong to it."""
+    if unit_item is None:
+        return unit_scores
+    best = np.full(n_items, -np.inf, dtype=np.float64)
+    np.maximum.at(best, unit_item, unit_scores)
+    return best
+
+
+def sigmoid(values: np.ndarray) -> np.ndarray:
+    """Numerically stable logistic function."""
+    values = np.asarray(values, dtype=np.float64)
+    out = np.empty_like(values)
+    positive = values >= 0
+    out[positive] = 1.0 / (1.0 + np.exp(-values[positive]))
+    exp = np.exp(values[~positive])
+    out[~positive] = exp / (1.0 + exp)
+    return out

@@ -1,0 +1,108 @@
+"""Bi-encoders: score = cosine similarity of pooled query and document embeddings.
+
+The query is one more unit of the request, so it is embedded once and batched with the
+documents. Pooling and the sequence limit come from the sentence-transformers files
+(`modules.json`, `1_Pooling/config.json`, `sentence_bert_config.json`) when present.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModel
+
+from rerankd.engine.request import ScoreOptions
+from rerankd.models.base import Family, Prepared
+from rerankd.models.catalog import ModelSpec
+from rerankd.models.hf import accepts_argument, load_network, module_bytes, read_config
+from rerankd.models.tokenization import encode_texts, load_tokenizer, probe_single_template
+from rerankd.runtime import Placement
+
+
+def sentence_transformers_settings(model_dir: Path) -> tuple[str | None, int | None]:
+    """(pooling mode, max_seq_length) from a sentence-transformers checkpoint, if it is one."""
+    pooling: str | None = None
+    max_seq_length: int | None = None
+    modules_path = model_dir / "modules.json"
+    if modules_path.exists():
+        for module in json.loads(modules_path.read_text()):
+            if module.get("type", "").endswith("Pooling"):
+                config_path = model_dir / module.get("path", "") / "config.json"
+                if config_path.exists():
+                    config = json.loads(config_path.read_text())
+                    if config.get("pooling_mode_cls_token"):
+                        pooling = "cls"
+                    elif config.get("pooling_mode_mean_tokens"):
+                        pooling = "mean"
+    st_config = model_dir / "sentence_bert_config.json"
+    if st_config.exists():
+        value = json.loads(st_config.read_text()).get("max_seq_length")
+        if isinstance(value, int) and value > 0:
+            max_seq_length = value
+    return pooling, max_seq_length
+
+
+class BiEncoderFamily(Family):
+    kind = "bi-encoder"
+
+    def __init__(self, spec: ModelSpec, placement: Placement, model_dir: Path) -> None:
+        super().__init__(spec, placement)
+        config = read_config(model_dir)
+        loaded = load_tokenizer(model_dir)
+        self.tokenizer = loaded.tokenizer
+        self.pad_id = loaded.pad_id
+        self.template = probe_single_template(self.tokenizer)
+        pooling, st_max = sentence_transformers_settings(model_dir)
+        self.pooling = pooling or spec.pooling
+        limits = [v for v in (st_max, spec.max_length, loaded.model_max_length) if v]
+        positions = config.get("max_position_embeddings")
+        if isinstance(positions, int) and positions > 0:
+            limits.append(positions)
+        self._max_length = min(limits) if limits else 512
+        self.network = load_network(AutoModel, model_dir, placement)
+        self._type_ids = accepts_argument(self.network, "token_type_ids") and (
+            int(config.get("type_vocab_size", 1) or 1) > 1
+        )
+
+    @property
+    def max_length(self) -> int:
+        return self._max_length
+
+    def prepare(self, query: str, texts: list[str], instruction: str | None, options: ScoreOptions) -> Prepared:
+        self.check_instruction(instruction)
+        encoded = encode_texts(self.tokenizer, [query, *texts])
+        budget = self.max_length - self.template.num_special
+        full = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+        kept = np.minimum(full, budget)
+        truncated = (kept < full)[1:]
+        self.check_truncation(options, truncated)
+        ids = [self.template.assemble(tokens[:budget]) for tokens in encoded]
+        type_ids = [[self.template.type_id] * len(row) for row in ids] if self._type_ids else None
+        return Prepared(
+            ids=ids,
+            type_ids=type_ids,
+            lengths=kept + self.template.num_special,
+            n_items=len(texts),
+            truncated=truncated,
+            content_tokens=int(kept.sum()),
+            n_query_units=1,
+        )
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        hidden = self.network(**inputs).last_hidden_state.float()
+        if self.pooling == "cls":
+            return hidden[:, 0].cpu()
+        mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        summed = (hidden * mask).sum(dim=1)
+        return (summed / mask.sum(dim=1).clamp(min=1e-9)).cpu()
+
+    def scores(self, prepared: Prepared, outputs: np.ndarray, raw: bool) -> np.ndarray:
+        vectors = outputs.astype(np.float64)
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors[1:] @ vectors[0]
+
+    def parameters_bytes(self) -> int:
+        return module_bytes(self.network)

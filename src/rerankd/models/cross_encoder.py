@@ -1,0 +1,133 @@
+"""Sequence-classification cross-encoders (BERT, XLM-RoBERTa, ModernBERT, DeBERTa...).
+
+Score = activation(logit) of `tokenizer(query, document)`, exactly as sentence-transformers'
+`CrossEncoder.predict` computes it: `longest_first` truncation at
+min(tokenizer max length, position embeddings), activation from the checkpoint's config
+(sigmoid for one label unless it names another).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModelForSequenceClassification
+
+from rerankd.engine.request import ScoreOptions
+from rerankd.models.base import Family, Prepared, max_over_units, sigmoid
+from rerankd.models.catalog import ModelSpec
+from rerankd.models.hf import accepts_argument, load_network, module_bytes, read_config
+from rerankd.models.tokenization import (
+    encode_texts,
+    load_tokenizer,
+    longest_first_lengths,
+    probe_pair_template,
+)
+from rerankd.runtime import Placement
+
+# sentence-transformers stores activations as dotted torch paths; these are the ones we know.
+_ACTIVATIONS = {"Sigmoid": "sigmoid", "Identity": "identity", "Tanh": "tanh"}
+
+
+def activation_from_config(config: dict, num_labels: int) -> str:
+    """The activation sentence-transformers' CrossEncoder would apply to this checkpoint."""
+    path = (config.get("sentence_transformers") or {}).get("activation_fn") or config.get(
+        "sbert_ce_default_activation_function"
+    )
+    if isinstance(path, str) and path.startswith("torch."):
+        name = path.rsplit(".", 1)[-1]
+        if name in _ACTIVATIONS:
+            return _ACTIVATIONS[name]
+    return "sigmoid" if num_labels == 1 else "softmax"
+
+
+def apply_activation(logits: np.ndarray, activation: str) -> np.ndarray:
+    if activation == "sigmoid":
+        return sigmoid(logits)
+    if activation == "tanh":
+        return np.tanh(logits)
+    return np.asarray(logits, dtype=np.float64)
+
+
+def resolve_max_length(spec_max: int | None, tokenizer_max: int | None, config: dict) -> int:
+    """min(catalog limit, tokenizer limit, position embeddings): what CrossEncoder truncates to."""
+    limits = [limit for limit in (spec_max, tokenizer_max) if limit]
+    positions = config.get("max_position_embeddings")
+    if isinstance(positions, int) and positions > 0:
+        limits.append(positions)
+    return min(limits) if limits else 512
+
+
+class CrossEncoderFamily(Family):
+    kind = "cross-encoder"
+
+    def __init__(self, spec: ModelSpec, placement: Placement, model_dir: Path) -> None:
+        super().__init__(spec, placement)
+        config = read_config(model_dir)
+        loaded = load_tokenizer(model_dir)
+        self.tokenizer = loaded.tokenizer
+        self.pad_id = loaded.pad_id
+        self.template = probe_pair_template(self.tokenizer)
+        self._max_length = resolve_max_length(spec.max_length, loaded.model_max_length, config)
+        self.network = load_network(AutoModelForSequenceClassification, model_dir, placement)
+        self.num_labels = int(self.network.config.num_labels)
+        if self.num_labels not in (1, 2):
+            raise ValueError(
+                f"{spec.source} has {self.num_labels} labels; a reranker needs 1 (relevance) "
+                f"or 2 (not relevant, relevant)"
+            )
+        if spec.activation != "config":
+            self.activation = spec.activation
+        else:
+            self.activation = activation_from_config(config, self.num_labels)
+        self._type_ids = accepts_argument(self.network, "token_type_ids") and (
+            int(config.get("type_vocab_size", 1) or 1) > 1
+        )
+
+    @property
+    def max_length(self) -> int:
+        return self._max_length
+
+    def prepare(self, query: str, texts: list[str], instruction: str | None, options: ScoreOptions) -> Prepared:
+        self.check_instruction(instruction)
+        query_ids = encode_texts(self.tokenizer, [query])[0]
+        documents = encode_texts(self.tokenizer, texts)
+        doc_lengths = np.fromiter(map(len, documents), dtype=np.int64, count=len(documents))
+        budget = self.max_length - self.template.num_special
+        kept_query, kept_docs = longest_first_lengths(len(query_ids), doc_lengths, budget)
+        ids: list[list[int]] = []
+        type_ids: list[list[int]] = []
+        for document, q_len, d_len in zip(documents, kept_query.tolist(), kept_docs.tolist(), strict=True):
+            pair_ids, pair_types = self.template.assemble(query_ids[:q_len], document[:d_len])
+            ids.append(pair_ids)
+            type_ids.append(pair_types)
+        lengths = kept_query + kept_docs + self.template.num_special
+        truncated = (kept_docs < doc_lengths) | (kept_query < len(query_ids))
+        self.check_truncation(options, truncated)
+        return Prepared(
+            ids=ids,
+            type_ids=type_ids if self._type_ids else None,
+            lengths=lengths,
+            n_items=len(texts),
+            truncated=truncated,
+            content_tokens=int(kept_query.sum() + kept_docs.sum()),
+        )
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.network(**inputs).logits.float().cpu()
+
+    def scores(self, prepared: Prepared, outputs: np.ndarray, raw: bool) -> np.ndarray:
+        if self.num_labels == 1:
+            logits = outputs[:, 0].astype(np.float64)
+        else:  # (not relevant, relevant): the relevance logit margin, softmax of it when activated
+            logits = outputs[:, 1].astype(np.float64) - outputs[:, 0].astype(np.float64)
+        logits = max_over_units(logits, prepared.unit_item, prepared.n_items)
+        if raw:
+            return logits
+        if self.num_labels == 2 and self.activation == "softmax":
+            return sigmoid(logits)  # softmax over two labels = sigmoid of their margin
+        return apply_activation(logits, self.activation)
+
+    def parameters_bytes(self) -> int:
+        return module_bytes(self.network)

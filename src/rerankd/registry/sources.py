@@ -1,0 +1,92 @@
+"""Turn a model SOURCE into a local directory in Hugging Face format.
+
+A SOURCE is, in the order tried: a local directory; an installed offline model package
+(a catalog entry's `package`, or the package's own name); a Hugging Face id already in the
+local cache; a Hugging Face id downloaded from the hub (only when downloads are allowed).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from pathlib import Path
+
+from rerankd.models.catalog import catalog
+
+# What a scorer needs from a repository: configs, tokenizers, safetensors weights.
+_WEIGHT_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "*/*.json"]
+# Pickled weights only where a repository has no safetensors (loaded with weights_only).
+_FALLBACK_PATTERNS = ["pytorch_model*.bin"]
+
+
+class SourceNotFound(FileNotFoundError):
+    """The SOURCE is none of the things it may be."""
+
+
+def _looks_like_path(source: str) -> bool:
+    return source.startswith(("/", ".", "~")) or Path(source).expanduser().exists()
+
+
+def package_model_dir(package: str) -> Path | None:
+    """Model directory shipped inside an installed Python package, or None if not installed."""
+    module_name = package.replace("-", "_")
+    if importlib.util.find_spec(module_name) is None:
+        return None
+    module = importlib.import_module(module_name)
+    getter = getattr(module, "get_model_path", None)
+    if callable(getter):
+        return Path(getter())
+    for attribute in ("MODEL_DIR", "MODEL_PATH"):
+        value = getattr(module, attribute, None)
+        if value:
+            return Path(value)
+    candidate = Path(module.__file__).parent / "model"
+    return candidate if candidate.is_dir() else None
+
+
+def _package_for(source: str) -> str | None:
+    spec = catalog().get(source)
+    if spec is not None and spec.package:
+        return spec.package
+    normalized = source.replace("-", "_")
+    known = {entry.package for entry in catalog().values() if entry.package}
+    return normalized if normalized in known else None
+
+
+def resolve_source(source: str, *, allow_download: bool, revision: str | None = None) -> Path:
+    """A local directory holding the model named by `source`."""
+    if _looks_like_path(source):
+        path = Path(source).expanduser()
+        if not path.is_dir():
+            raise SourceNotFound(f"model directory {source!r} does not exist")
+        if not (path / "config.json").exists():
+            raise SourceNotFound(f"{source!r} has no config.json: not a Hugging Face model directory")
+        return path.resolve()
+    package = _package_for(source)
+    if package is not None and revision is None:
+        directory = package_model_dir(package)
+        if directory is not None and directory.is_dir():
+            return directory
+    return _hub_snapshot(source, allow_download=allow_download, revision=revision)
+
+
+def _hub_snapshot(repo_id: str, *, allow_download: bool, revision: str | None) -> Path:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
+    except Exception as cached_error:
+        if not allow_download:
+            raise SourceNotFound(
+                f"{repo_id!r} is not a local directory, an installed model package or in the Hugging Face "
+                f"cache, and downloading is not allowed here ({type(cached_error).__name__})"
+            ) from None
+    try:
+        path = Path(snapshot_download(repo_id, revision=revision, allow_patterns=_WEIGHT_PATTERNS))
+        if not any(path.glob("*.safetensors")):
+            path = Path(snapshot_download(repo_id, revision=revision, allow_patterns=_FALLBACK_PATTERNS))
+        return path
+    except Exception as error:
+        raise SourceNotFound(
+            f"could not download {repo_id!r} from the Hugging Face hub: {type(error).__name__}: {error}"
+        ) from None
