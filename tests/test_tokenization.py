@@ -1,0 +1,88 @@
+"""Pairs assembled from a probed template equal `tokenizer(q, d, truncation="longest_first")`."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from support.data import XLMR_TOKENIZER
+from tokenizers import Tokenizer
+
+from rerankd.models.tokenization import (
+    encode_texts,
+    load_tokenizer,
+    longest_first_lengths,
+    probe_pair_template,
+    probe_single_template,
+)
+
+WORDS = [
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "a",
+    "lazy",
+    "dog",
+    "antidisestablishmentarianism",
+    "néo",
+    "東京",
+    "tower\nline",
+]
+
+
+def tokenizer_dirs(minilm_bi_encoder_dir):
+    dirs = [("bert", minilm_bi_encoder_dir)]
+    if XLMR_TOKENIZER.exists():
+        dirs.append(("xlm-roberta", XLMR_TOKENIZER.parent))
+    return dirs
+
+
+@pytest.mark.parametrize("which", ["bert", "xlm-roberta"])
+def test_pairs_match_hugging_face_longest_first(minilm_bi_encoder_dir, which):
+    dirs = dict(tokenizer_dirs(minilm_bi_encoder_dir))
+    if which not in dirs:
+        pytest.skip("XLM-R tokenizer not available")
+    loaded = load_tokenizer(dirs[which])
+    template = probe_pair_template(loaded.tokenizer)
+    reference = Tokenizer.from_file(str(dirs[which] / "tokenizer.json"))
+    reference.no_padding()
+    rng = random.Random(7)
+    checked = 0
+    for _ in range(1500):
+        max_length = rng.randint(template.num_special + 1, 48)
+        query = " ".join(rng.choices(WORDS, k=rng.randint(0, 30)))
+        document = " ".join(rng.choices(WORDS, k=rng.randint(0, 40)))
+        reference.enable_truncation(max_length, strategy="longest_first")
+        expected = reference.encode(query, document)
+        query_ids, doc_ids = encode_texts(loaded.tokenizer, [query, document])
+        kept_q, kept_d = longest_first_lengths(
+            len(query_ids), np.array([len(doc_ids)]), max_length - template.num_special
+        )
+        ids, types = template.assemble(query_ids[: kept_q[0]], doc_ids[: kept_d[0]])
+        assert ids == expected.ids, (max_length, query, document)
+        assert types == expected.type_ids
+        checked += 1
+    assert checked == 1500
+
+
+def test_templates_of_bert_and_xlmr(minilm_bi_encoder_dir):
+    bert = load_tokenizer(minilm_bi_encoder_dir).tokenizer
+    pair = probe_pair_template(bert)
+    assert (pair.prefix.ids, pair.middle.ids, pair.suffix.ids) == ((101,), (102,), (102,))
+    assert (pair.first_type, pair.second_type) == (0, 1)
+    single = probe_single_template(bert)
+    assert (single.prefix.ids, single.suffix.ids) == ((101,), (102,))
+    if XLMR_TOKENIZER.exists():
+        xlmr = probe_pair_template(load_tokenizer(XLMR_TOKENIZER.parent).tokenizer)
+        assert (xlmr.prefix.ids, xlmr.middle.ids, xlmr.suffix.ids) == ((0,), (2, 2), (2,))
+
+
+def test_padding_and_truncation_in_tokenizer_json_are_ignored(minilm_bi_encoder_dir):
+    """all-MiniLM-L6-v2's tokenizer.json pads to 128 and truncates; pairs must not inherit that."""
+    loaded = load_tokenizer(minilm_bi_encoder_dir)
+    assert encode_texts(loaded.tokenizer, ["hello"]) == [[7592]]
+    assert len(encode_texts(loaded.tokenizer, ["word " * 300])[0]) == 300
