@@ -17,6 +17,7 @@ from transformers import AutoModelForSequenceClassification
 from rerankd.engine.request import ScoreOptions
 from rerankd.models.base import Family, Prepared, max_over_units, sigmoid
 from rerankd.models.catalog import ModelSpec
+from rerankd.models.chunking import plan_chunks
 from rerankd.models.hf import accepts_argument, load_network, module_bytes, read_config
 from rerankd.models.tokenization import (
     encode_texts,
@@ -93,6 +94,8 @@ class CrossEncoderFamily(Family):
         self.check_instruction(instruction)
         query_ids = encode_texts(self.tokenizer, [query])[0]
         documents = encode_texts(self.tokenizer, texts)
+        if options.max_tokens_per_doc is not None or options.max_chunks_per_doc is not None:
+            return self._prepare_chunked(query_ids, documents, options)
         doc_lengths = np.fromiter(map(len, documents), dtype=np.int64, count=len(documents))
         budget = self.max_length - self.template.num_special
         kept_query, kept_docs = longest_first_lengths(len(query_ids), doc_lengths, budget)
@@ -102,16 +105,43 @@ class CrossEncoderFamily(Family):
             pair_ids, pair_types = self.template.assemble(query_ids[:q_len], document[:d_len])
             ids.append(pair_ids)
             type_ids.append(pair_types)
-        lengths = kept_query + kept_docs + self.template.num_special
         truncated = (kept_docs < doc_lengths) | (kept_query < len(query_ids))
         self.check_truncation(options, truncated)
         return Prepared(
             ids=ids,
             type_ids=type_ids if self._type_ids else None,
-            lengths=lengths,
+            lengths=kept_query + kept_docs + self.template.num_special,
             n_items=len(texts),
             truncated=truncated,
             content_tokens=int(kept_query.sum() + kept_docs.sum()),
+        )
+
+    def _prepare_chunked(self, query_ids: list[int], documents: list[list[int]], options: ScoreOptions) -> Prepared:
+        """Each document as overlapping windows next to the (at most half-budget) query."""
+        budget = self.max_length - self.template.num_special
+        query = query_ids[: max(1, budget // 2)]
+        window = budget - len(query)
+        if options.max_tokens_per_doc is not None:
+            window = min(window, options.max_tokens_per_doc)
+        plan = plan_chunks([len(d) for d in documents], window, options.max_chunks_per_doc)
+        ids: list[list[int]] = []
+        type_ids: list[list[int]] = []
+        for document, spans in zip(documents, plan.spans, strict=True):
+            for start, end in spans:
+                pair_ids, pair_types = self.template.assemble(query, document[start:end])
+                ids.append(pair_ids)
+                type_ids.append(pair_types)
+        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+        truncated = plan.truncated | (len(query) < len(query_ids))
+        self.check_truncation(options, truncated)
+        return Prepared(
+            ids=ids,
+            type_ids=type_ids if self._type_ids else None,
+            lengths=lengths,
+            n_items=len(documents),
+            truncated=truncated,
+            content_tokens=int(lengths.sum()) - len(ids) * self.template.num_special,
+            unit_item=plan.unit_item,
         )
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
