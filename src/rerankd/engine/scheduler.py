@@ -58,6 +58,13 @@ class SchedulerStats:
         return 1.0 - self.real_tokens / self.padded_tokens if self.padded_tokens else 0.0
 
 
+def _output_buffer(outputs: np.ndarray | list[np.ndarray], n_units: int) -> np.ndarray | list:
+    """Where a request's unit outputs collect: an array, or a list for ragged outputs."""
+    if isinstance(outputs, list):
+        return [None] * n_units
+    return np.empty((n_units, *outputs.shape[1:]), dtype=np.float32)
+
+
 class _Job:
     """One request's units while they wait, run and come back."""
 
@@ -70,7 +77,7 @@ class _Job:
         self.sorted_lengths = prepared.lengths[self.order]
         self.cursor = 0
         self.remaining = prepared.n_units
-        self.outputs: np.ndarray | None = None
+        self.outputs: np.ndarray | list | None = None
         self.anchored = 0
 
     @property
@@ -112,8 +119,6 @@ class Scheduler:
         self._queued_units = 0
         self._inflight = 0
         self._active = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
         self._closed = False
         self.stats = SchedulerStats()
 
@@ -121,8 +126,8 @@ class Scheduler:
     def active_requests(self) -> int:
         return self._active
 
-    async def run(self, prepared: Prepared) -> np.ndarray:
-        """Output rows for all units of `prepared`, in unit order."""
+    async def run(self, prepared: Prepared) -> np.ndarray | list[np.ndarray]:
+        """Outputs for all units of `prepared`, in unit order."""
         if self._closed:
             raise RerankdError("model was unloaded", code="MODEL_UNLOADED", status=503, retry_after=1)
         if prepared.n_units == 0:
@@ -133,7 +138,6 @@ class Scheduler:
         self._waiting.append(job)
         self._queued_units += prepared.n_units
         self._active += 1
-        self._idle.clear()
         self.stats.requests += 1
         self._pump()
         try:
@@ -145,12 +149,6 @@ class Scheduler:
                 self._queued_units -= job.waiting
                 job.cursor = len(job.order)
             self._active -= 1
-            if self._active == 0:
-                self._idle.set()
-
-    async def wait_idle(self) -> None:
-        """Return once no request is waiting or running (used to drain before unloading)."""
-        await self._idle.wait()
 
     def close(self) -> None:
         """Refuse new work; requests already queued still finish."""
@@ -180,6 +178,8 @@ class Scheduler:
                 break
             if job.abandoned or not job.waiting or job.head_length > width:
                 continue
+            if job.prepared.batch_key != anchor.prepared.batch_key:
+                continue
             units = job.take(room)
             parts.append((job, units))
             room -= len(units)
@@ -195,7 +195,7 @@ class Scheduler:
         self.stats.real_tokens += int(sum(job.prepared.lengths[units].sum() for job, units in parts))
         return _Batch(parts, width)
 
-    def _execute(self, batch: _Batch) -> np.ndarray:
+    def _execute(self, batch: _Batch) -> np.ndarray | list[np.ndarray]:
         """Collate and run one batch; on the compute thread."""
         ids: list[list[int]] = []
         type_ids: list[list[int]] | None = [] if batch.parts[0][0].prepared.type_ids is not None else None
@@ -207,7 +207,10 @@ class Scheduler:
                 type_ids.extend(types[u] for u in units)  # type: ignore[index]
         with torch.inference_mode():
             inputs = self.family.collate(ids, type_ids)
-            return self.family.forward(inputs).numpy()
+            outputs = self.family.forward(inputs)
+        if isinstance(outputs, list):
+            return [row.numpy() for row in outputs]
+        return outputs.numpy()
 
     def _finished(self, batch: _Batch, future: asyncio.Future) -> None:
         self._inflight -= 1
@@ -225,8 +228,12 @@ class Scheduler:
                 count = len(units)
                 if not job.future.done():
                     if job.outputs is None:
-                        job.outputs = np.empty((job.prepared.n_units, *outputs.shape[1:]), dtype=np.float32)
-                    job.outputs[units] = outputs[offset : offset + count]
+                        job.outputs = _output_buffer(outputs, job.prepared.n_units)
+                    if isinstance(outputs, list):
+                        for unit, row in zip(units.tolist(), outputs[offset : offset + count], strict=True):
+                            job.outputs[unit] = row
+                    else:
+                        job.outputs[units] = outputs[offset : offset + count]
                     job.remaining -= count
                     if job.remaining == 0:
                         job.future.set_result(job.outputs)

@@ -43,6 +43,9 @@ class Prepared:
     unit_item: np.ndarray | None = None
     # Leading units that encode the query (bi-encoders and late interaction), not an item.
     n_query_units: int = 0
+    # Units of requests with different keys never share a batch (e.g. a shared prompt prefix
+    # whose KV cache a batch reuses); None mixes freely with other None-keyed requests.
+    batch_key: object = None
 
     @property
     def n_units(self) -> int:
@@ -75,12 +78,16 @@ class Family(ABC):
         """Tokenize; runs in the tokenizer pool, never on the event loop or compute thread."""
 
     @abstractmethod
-    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """One output row per unit, float32 on CPU; runs on the compute thread."""
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor | list[torch.Tensor]:
+        """One output row per unit, float32 on CPU; runs on the compute thread.
+
+        A tensor of shape (units, ...) when every unit's output has the same shape; a list of
+        tensors (one per unit) when they differ, e.g. per-token embeddings for late interaction.
+        """
 
     @abstractmethod
-    def scores(self, prepared: Prepared, outputs: np.ndarray, raw: bool) -> np.ndarray:
-        """One float score per item from the output rows of all of a request's units."""
+    def scores(self, prepared: Prepared, outputs: np.ndarray | list[np.ndarray], raw: bool) -> np.ndarray:
+        """One float score per item from the outputs of all of a request's units (in unit order)."""
 
     @abstractmethod
     def parameters_bytes(self) -> int:
