@@ -36,6 +36,38 @@ def _scheduler_config(args: argparse.Namespace):
     return SchedulerConfig(**overrides)
 
 
+class _LazyAction(argparse.Action):
+    """`--lazy` marks the `--model` just before it: registered now, loaded on its first request."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=[], **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        models = getattr(namespace, "model", None) or []
+        if not models:
+            parser.error("--lazy applies to the --model before it: write --model NAME=SOURCE --lazy")
+        setattr(namespace, self.dest, [*getattr(namespace, self.dest), len(models) - 1])
+
+
+def _size(text: str) -> int:
+    from rerankd.registry.budget import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rerankd", description="Self-hosted inference engine for rerankers.")
     parser.add_argument("--version", action="version", version=f"rerankd {__version__}")
@@ -52,8 +84,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="model to serve (repeatable). SOURCE: Hugging Face id, local directory, or installed "
         "model package. Default: sentence-transformers/all-MiniLM-L6-v2 from the [demo] extra.",
     )
-    serve.add_argument("--allow-download", action="store_true", help="let catalog ids load on demand from the hub")
-    serve.add_argument("--load-timeout", type=float, default=60.0, help="seconds a request waits for a model load")
+    serve.add_argument(
+        "--lazy",
+        action=_LazyAction,
+        dest="lazy_models",
+        help="after a --model: register it but load it on its first request (repeatable, per model)",
+    )
+    serve.add_argument(
+        "--allow-download",
+        action="store_true",
+        help="let catalog ids never registered load on demand, and run-time sources (PUT) download, from the hub",
+    )
+    serve.add_argument(
+        "--load-timeout",
+        type=float,
+        default=60.0,
+        help="seconds a request waits for its model to load before 503 MODEL_LOADING (the load goes on)",
+    )
+    serve.add_argument(
+        "--max-loaded-models",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="at most N models in memory; loading another evicts the least recently used idle one",
+    )
+    serve.add_argument(
+        "--memory-budget",
+        type=_size,
+        default=None,
+        metavar="SIZE",
+        help="weights of loaded models and adapters stay under SIZE (e.g. 6GB, 512MiB); "
+        "least recently used idle ones are evicted to fit",
+    )
     serve.add_argument("--max-items", type=int, default=10_000, help="items accepted in one request")
     serve.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body accepted")
     serve.add_argument("--api-key", default=os.environ.get("RERANKD_API_KEY"), help="require this bearer token")
@@ -78,7 +140,8 @@ def _serve(args: argparse.Namespace) -> int:
     from rerankd.runtime import configure_threads
 
     configure_threads(args.threads)
-    models = [ModelArg.parse(text) for text in (args.model or [DEFAULT_MODEL])]
+    lazy = set(args.lazy_models)
+    models = [ModelArg.parse(text, lazy=index in lazy) for index, text in enumerate(args.model or [DEFAULT_MODEL])]
     config = ServerConfig(
         models=models,
         registry=RegistrySettings(
@@ -87,6 +150,8 @@ def _serve(args: argparse.Namespace) -> int:
             scheduler=_scheduler_config(args),
             allow_download=args.allow_download,
             load_timeout=args.load_timeout,
+            max_loaded_models=args.max_loaded_models,
+            memory_budget=args.memory_budget,
         ),
         limits=ApiLimits(max_items=args.max_items, max_body_bytes=int(args.max_body_mb * 1024 * 1024)),
         api_key=args.api_key,

@@ -6,6 +6,10 @@
 
 `score` speaks the SIE protocol over MessagePack; `rerank` speaks Cohere's `/v1/rerank`.
 Errors raise `APIError` (with the server's `code`, `status` and offending `param`).
+
+Model lifecycle (admin API): `load_model`, `swap`, `unload_model`, `load_adapter`,
+`unload_adapter`, `list_models`, `get_model`. Each returns when the server has finished:
+`swap` once the new weights serve (in-flight requests finish on the old ones).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import msgpack
@@ -22,8 +27,8 @@ import msgpack
 from rerankd.engine.request import Item
 
 MSGPACK = "application/msgpack"
-# Transient answers worth waiting for: a model still loading, a full queue.
-_RETRY_CODES = {"MODEL_LOADING", "QUEUE_FULL"}
+# Transient answers worth waiting for: a model still loading, a full queue, no room to load yet.
+_RETRY_CODES = {"MODEL_LOADING", "QUEUE_FULL", "NO_CAPACITY"}
 
 
 class Record(dict):
@@ -117,6 +122,19 @@ def _rerank_body(model, query, documents, top_n, return_documents, max_tokens_pe
     return body
 
 
+def _model_path(name: str, adapter: str | None = None) -> str:
+    """`/v1/models/{name}[/adapters/{adapter}]`; names keep their '/' (Hugging Face ids)."""
+    path = f"/v1/models/{quote(name, safe='/')}"
+    return f"{path}/adapters/{quote(adapter, safe='')}" if adapter is not None else path
+
+
+def _load_body(source: str, revision: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"source": source}
+    if revision is not None:
+        body["revision"] = revision
+    return body
+
+
 def _decode(response: httpx.Response) -> Any:
     if MSGPACK in response.headers.get("content-type", ""):
         return msgpack.unpackb(response.content, raw=False)
@@ -134,6 +152,11 @@ def _error(response: httpx.Response) -> APIError:
             response.status_code, str(detail.get("code")), str(detail.get("message")), detail.get("param"), body
         )
     return APIError(response.status_code, "HTTP_ERROR", response.text[:500], body=body)
+
+
+def _timeout(seconds: float | None) -> dict[str, Any]:
+    """Per-call timeout (loads can take longer than scoring); None keeps the client's."""
+    return {} if seconds is None else {"timeout": seconds}
 
 
 def _retry_delay(response: httpx.Response) -> float | None:
@@ -230,7 +253,36 @@ class Client:
         return _rerank_result(self._request("POST", "/v1/rerank", json=body))
 
     def list_models(self) -> list[dict[str, Any]]:
+        """Every served model (state, family, source, dtype, device, memory, adapters, requests served)."""
         return self._request("GET", "/v1/models")["data"]
+
+    def get_model(self, name: str) -> dict[str, Any]:
+        """One model's info (or one adapter's, for `name:adapter`)."""
+        return self._request("GET", _model_path(name))
+
+    def load_model(
+        self, name: str, source: str, *, revision: str | None = None, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Serve `source` as `name`; when `name` already serves, this is a hot-swap (see `swap`)."""
+        return self._request("PUT", _model_path(name), json=_load_body(source, revision), **_timeout(timeout))
+
+    def swap(self, name: str, source: str, *, revision: str | None = None, timeout: float | None = None) -> dict:
+        """Replace `name`'s weights without failing a request; returns once the new ones serve.
+
+        On failure (APIError 502 MODEL_LOAD_FAILED) the previous version keeps serving.
+        """
+        return self.load_model(name, source, revision=revision, timeout=timeout)
+
+    def unload_model(self, name: str) -> dict[str, Any]:
+        """Stop serving `name` (its in-flight requests finish first)."""
+        return self._request("DELETE", _model_path(name))
+
+    def load_adapter(self, model: str, adapter: str, source: str, *, timeout: float | None = None) -> dict[str, Any]:
+        """Load a PEFT LoRA adapter directory as `model:adapter` (replacing one of that name)."""
+        return self._request("PUT", _model_path(model, adapter), json={"source": source}, **_timeout(timeout))
+
+    def unload_adapter(self, model: str, adapter: str) -> dict[str, Any]:
+        return self._request("DELETE", _model_path(model, adapter))
 
 
 class AsyncClient:
@@ -300,3 +352,27 @@ class AsyncClient:
 
     async def list_models(self) -> list[dict[str, Any]]:
         return (await self._request("GET", "/v1/models"))["data"]
+
+    async def get_model(self, name: str) -> dict[str, Any]:
+        return await self._request("GET", _model_path(name))
+
+    async def load_model(
+        self, name: str, source: str, *, revision: str | None = None, timeout: float | None = None
+    ) -> dict[str, Any]:
+        return await self._request("PUT", _model_path(name), json=_load_body(source, revision), **_timeout(timeout))
+
+    async def swap(
+        self, name: str, source: str, *, revision: str | None = None, timeout: float | None = None
+    ) -> dict[str, Any]:
+        return await self.load_model(name, source, revision=revision, timeout=timeout)
+
+    async def unload_model(self, name: str) -> dict[str, Any]:
+        return await self._request("DELETE", _model_path(name))
+
+    async def load_adapter(
+        self, model: str, adapter: str, source: str, *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        return await self._request("PUT", _model_path(model, adapter), json={"source": source}, **_timeout(timeout))
+
+    async def unload_adapter(self, model: str, adapter: str) -> dict[str, Any]:
+        return await self._request("DELETE", _model_path(model, adapter))

@@ -28,19 +28,20 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 @dataclass(frozen=True)
 class ModelArg:
-    """One `--model [NAME=]SOURCE`."""
+    """One `--model [NAME=]SOURCE` (`lazy`: registered, loaded on its first request)."""
 
     name: str
     source: str
+    lazy: bool = False
 
     @classmethod
-    def parse(cls, text: str) -> ModelArg:
+    def parse(cls, text: str, *, lazy: bool = False) -> ModelArg:
         name, sep, source = text.partition("=")
         if not sep:
-            return cls(text, text)
+            return cls(text, text, lazy)
         if not name or not source:
             raise ValueError(f"--model expects [NAME=]SOURCE, got {text!r}")
-        return cls(name, source)
+        return cls(name, source, lazy)
 
 
 @dataclass
@@ -95,7 +96,11 @@ async def _unexpected(request: Request, error: Exception) -> Response:
 
 
 async def load_startup_models(ctx: ApiContext, names: list[str]) -> None:
-    """Load the `--model` models; a failure is recorded on that model, the server stays up."""
+    """Load the non-lazy `--model` models; a failure is recorded on that model, the server stays up.
+
+    With `--max-loaded-models`/`--memory-budget`, later ones may evict earlier ones: they load
+    again on their first request.
+    """
     registry = ctx.engine.registry
     for name in names:
         with contextlib.suppress(RerankdError):
@@ -108,15 +113,16 @@ def create_app(config: ServerConfig) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         registry = ModelRegistry(config.registry)
         for model in config.models:
-            registry.register(model.name, model.source)
+            registry.register(model.name, model.source, lazy=model.lazy)
+        eager = [m.name for m in config.models if not m.lazy]
         ctx = ApiContext(
             engine=Engine(registry, config.tokenizer_threads),
             limits=config.limits,
             default_model=config.models[0].name if config.models else None,
-            startup_done=not config.models,
+            startup_done=not eager,
         )
         app.state.rerankd = ctx
-        loader = asyncio.create_task(load_startup_models(ctx, [m.name for m in config.models]))
+        loader = asyncio.create_task(load_startup_models(ctx, eager))
         try:
             yield
         finally:

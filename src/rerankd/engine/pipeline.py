@@ -28,7 +28,8 @@ class Engine:
 
     async def score(self, request: ScoreRequest) -> ScoreResult:
         loop = asyncio.get_running_loop()
-        async with self.registry.use(request.model) as model:
+        # `model:adapter` or `options.lora_id` picks a LoRA adapter: its own scheduler, same family API.
+        async with self.registry.use(request.model, request.options.adapter) as model:
             family = model.family
             texts = [item.text for item in request.items]
             prepared = await loop.run_in_executor(

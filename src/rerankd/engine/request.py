@@ -156,6 +156,13 @@ class ModelLoadFailed(RerankdError):
     code = "MODEL_LOAD_FAILED"
 
 
+class NoCapacity(RerankdError):
+    """A model cannot be loaded yet: the models holding the memory budget all have work in flight."""
+
+    status = 503
+    code = "NO_CAPACITY"
+
+
 class QueueFull(RerankdError):
     status = 503
     code = "QUEUE_FULL"
