@@ -469,6 +469,7 @@ class ModelRegistry:
                 raise self._load_failed(f"{entry.name}:{name}", adapter_entry.error, "AdapterLoadFailed", param)
             task = version.adapter_loads.get(name)
             if task is None or task.done():
+                version.holds.acquire()  # the load holds the version (released by the task) even if we time out
                 task = asyncio.create_task(self._load_adapter(entry, version, adapter_entry), name=f"adapter:{name}")
                 version.adapter_loads[name] = task
             adapter_entry.waiters += 1
@@ -482,7 +483,7 @@ class ModelRegistry:
                 adapter_entry.waiters -= 1
 
     async def _load_adapter(self, entry: ModelEntry, version: LoadedModel, adapter_entry: AdapterEntry) -> None:
-        """On-demand (re)load of a registered adapter onto `version`."""
+        """On-demand (re)load of a registered adapter onto `version`, which the caller acquired for it."""
         name = adapter_entry.name
         adapter_entry.state = ModelState.LOADING
         try:
@@ -495,6 +496,8 @@ class ModelRegistry:
             adapter_entry.error = self._reason(error)[0]
             log.error("adapter %s:%s failed to load from %s: %s", entry.name, name, adapter_entry.source, error)
             raise self._load_failed(f"{entry.name}:{name}", adapter_entry.error, "AdapterLoadFailed") from error
+        finally:
+            version.holds.release()
         if entry.adapters.get(name) is not adapter_entry:  # unloaded or replaced meanwhile
             self._drop_adapter(version, loaded)
             raise AdapterNotFound(f"model '{entry.name}' has no adapter '{name}'", param="model")
