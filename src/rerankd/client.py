@@ -28,7 +28,7 @@ from rerankd.engine.request import Item
 
 MSGPACK = "application/msgpack"
 # Transient answers worth waiting for: a model still loading, a full queue, no room to load yet.
-_RETRY_CODES = {"MODEL_LOADING", "QUEUE_FULL", "NO_CAPACITY"}
+_RETRY_CODES = {"MODEL_LOADING", "LORA_LOADING", "QUEUE_FULL", "NO_CAPACITY"}
 
 
 class Record(dict):

@@ -20,12 +20,10 @@ fails marks only its own name failed, with the reason.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -39,144 +37,20 @@ from rerankd.engine.request import (
     NoCapacity,
     RerankdError,
 )
-from rerankd.engine.scheduler import Scheduler, SchedulerConfig
-from rerankd.models import Family, build_family
-from rerankd.models.catalog import ModelSpec, catalog, detect_spec, lookup
+from rerankd.engine.scheduler import Scheduler
+from rerankd.models.catalog import ModelSpec, catalog
 from rerankd.models.lora import LoraAdapter, LoraHost, read_adapter
 from rerankd.registry.adapters import AdapterEntry, AdapterFamily, LoadedAdapter, check_adapter_name
-from rerankd.registry.budget import estimate_weight_bytes
 from rerankd.registry.capacity import Capacity, Resident
 from rerankd.registry.devices import ComputeThreads
-from rerankd.registry.sources import resolve_source
+from rerankd.registry.entries import LoadedModel, ModelEntry, RegistrySettings, check_model_name, make_spec
+from rerankd.registry.loading import adapter_estimate, adapter_key, build, locate
+from rerankd.registry.reports import describe_adapter, describe_model
 from rerankd.registry.state import Holds, ModelState
-from rerankd.runtime import Placement, resolve_device, resolve_dtype
 
 log = logging.getLogger(__name__)
 
 __all__ = ["LoadedModel", "ModelEntry", "ModelRegistry", "ModelState", "RegistrySettings"]
-
-
-@dataclass(frozen=True)
-class RegistrySettings:
-    """Process-wide choices for every model the registry loads."""
-
-    device: str = "auto"
-    dtype: str = "auto"
-    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
-    # Catalog ids never registered load on first request only when set; also governs
-    # whether sources given at run time (PUT) may be fetched from the hub.
-    allow_download: bool = False
-    load_timeout: float = 60.0
-    max_loaded_models: int | None = None
-    memory_budget: int | None = None
-
-
-@dataclass(eq=False)  # identity: versions live in sets and are compared by `is`
-class LoadedModel:
-    """One loaded version of a model: its network (in a family), schedulers and adapters."""
-
-    name: str
-    spec: ModelSpec
-    family: Family
-    scheduler: Scheduler
-    placement: Placement
-    directory: Path
-    source: str
-    revision: str | None
-    loaded_at: float
-    memory_bytes: int
-    holds: Holds
-    host: LoraHost | None = None
-    adapters: dict[str, LoadedAdapter] = field(default_factory=dict)
-    adapter_loads: dict[str, asyncio.Task] = field(default_factory=dict)
-    retiring_adapters: list[LoadedAdapter] = field(default_factory=list)
-    retired: bool = False
-
-    @property
-    def adapter_bytes(self) -> int:
-        return sum(a.memory_bytes for a in self.adapters.values())
-
-    @property
-    def total_bytes(self) -> int:
-        return self.memory_bytes + self.adapter_bytes + sum(a.memory_bytes for a in self.retiring_adapters)
-
-
-@dataclass(eq=False)
-class ModelEntry:
-    """A name clients can ask for, whether or not it is loaded right now."""
-
-    name: str
-    source: str
-    spec: ModelSpec | None
-    allow_download: bool
-    revision: str | None = None
-    lazy: bool = False
-    state: ModelState = ModelState.AVAILABLE
-    current: LoadedModel | None = None
-    error: str | None = None
-    error_class: str | None = None
-    requests_served: int = 0
-    last_used: float = field(default_factory=time.monotonic)
-    load_task: asyncio.Task | None = None
-    loads: int = 0
-    evictions: int = 0
-    swaps: int = 0
-    pending_source: str | None = None  # a hot-swap to this source is loading
-    last_swap_error: str | None = None
-    waiters: int = 0  # requests waiting for this model's load: it must not be evicted under them
-    removed: bool = False
-    adapters: dict[str, AdapterEntry] = field(default_factory=dict)
-    admin: asyncio.Lock = field(default_factory=asyncio.Lock)  # one admin change at a time
-
-
-@dataclass
-class _Located:
-    directory: Path
-    spec: ModelSpec
-    placement: Placement
-    estimate: int
-
-
-@dataclass
-class _Built:
-    family: Family
-    memory_bytes: int
-    host: LoraHost | None
-    adapters: list[tuple[str, str, LoraAdapter, int]]  # (name, key, weights, bytes)
-
-
-def make_spec(name: str, source: str) -> ModelSpec | None:
-    """The catalog's spec when NAME (or else SOURCE) is a catalog id; None means detect at load."""
-    known = lookup(name) or lookup(source)
-    return known.with_source(name, source) if known is not None else None
-
-
-def check_model_name(name: str) -> None:
-    """Names given at run time must stay addressable as `/v1/models/{name}` and `name:adapter`."""
-    bad = (
-        not name
-        or len(name) > 256
-        or ":" in name
-        or name.startswith("/")
-        or name.endswith("/")
-        or "//" in name
-        or f"/{name}/".find("/adapters/") >= 0
-        or any(ch.isspace() or ord(ch) < 32 for ch in name)
-    )
-    if bad:
-        raise InvalidRequest(
-            f"model name {name!r} is not usable: no ':', whitespace, empty segments or '/adapters/' segment, "
-            f"at most 256 characters",
-            param="name",
-        )
-
-
-def _adapter_estimate(weights: LoraAdapter, dtype: torch.dtype) -> int:
-    size = torch.empty((), dtype=dtype).element_size()
-    count = sum(a.numel() + b.numel() for a, b, _ in weights.lora.values()) + sum(
-        t.numel() for t in weights.saved.values()
-    )
-    return count * size
 
 
 def _draining(label: str, nbytes: int) -> Resident:
@@ -193,7 +67,6 @@ class ModelRegistry:
         self._entries: dict[str, ModelEntry] = {}
         self._retiring: set[LoadedModel] = set()
         self._background: set[asyncio.Task] = set()
-        self._keys = itertools.count(1)
         self.capacity = Capacity(self.settings.max_loaded_models, self.settings.memory_budget, self._residents)
 
     # ----------------------------------------------------------------------------- queries
@@ -330,7 +203,16 @@ class ModelRegistry:
         allow_download: bool,
     ) -> LoadedModel:
         """A new version of `entry` from `source`, with `adapters` re-applied; not yet current."""
-        located = await asyncio.to_thread(self._locate, entry.name, source, revision, spec, allow_download)
+        located = await asyncio.to_thread(
+            locate,
+            entry.name,
+            source,
+            revision,
+            spec,
+            device=self.settings.device,
+            dtype=self.settings.dtype,
+            allow_download=allow_download,
+        )
         estimate = located.estimate + sum(a.memory_bytes for a in adapters)
         reservation = await self.capacity.reserve(
             f"model '{entry.name}'",
@@ -340,7 +222,7 @@ class ModelRegistry:
             timeout=self.settings.load_timeout,
         )
         try:
-            built = await asyncio.to_thread(self._build, located, [(a.name, a.weights) for a in adapters])
+            built = await asyncio.to_thread(build, located, [(a.name, a.weights) for a in adapters])
         finally:
             self.capacity.release(reservation)
         executor = self.compute.executor(located.placement.device)
@@ -362,33 +244,6 @@ class ModelRegistry:
         for name, key, weights, nbytes in built.adapters:
             version.adapters[name] = self._loaded_adapter(version, name, key, sources[name], weights, nbytes)
         return version
-
-    def _locate(
-        self, name: str, source: str, revision: str | None, spec: ModelSpec | None, allow_download: bool
-    ) -> _Located:
-        """Find the weights and decide how to place them; a worker thread (may download)."""
-        directory = resolve_source(source, allow_download=allow_download, revision=revision)
-        spec = spec or detect_spec(name, source, directory)
-        device = resolve_device(self.settings.device)
-        placement = Placement(device, resolve_dtype(self.settings.dtype, device, spec.dtype))
-        return _Located(directory, spec, placement, estimate_weight_bytes(directory, placement.dtype))
-
-    def _build(self, located: _Located, adapters: list[tuple[str, LoraAdapter]]) -> _Built:
-        """Read and place the weights, attach adapters; a worker thread (the network is not shared yet)."""
-        family = build_family(located.spec, located.placement, located.directory)
-        memory = family.parameters_bytes()
-        host = None
-        attached: list[tuple[str, str, LoraAdapter, int]] = []
-        if adapters:
-            host = LoraHost(family.network)
-            for name, weights in adapters:
-                key = f"{name}#{next(self._keys)}"
-                try:
-                    attached.append((name, key, weights, host.attach(key, weights)))
-                except Exception as error:
-                    family.close()
-                    raise ValueError(f"adapter '{name}' cannot be applied to the new weights: {error}") from error
-        return _Built(family, memory, host, attached)
 
     def _loaded_adapter(
         self, version: LoadedModel, name: str, key: str, source: str, weights: LoraAdapter, nbytes: int
@@ -476,8 +331,11 @@ class ModelRegistry:
             try:
                 await asyncio.wait_for(asyncio.shield(task), timeout=self.settings.load_timeout)
             except asyncio.TimeoutError:
-                raise ModelLoading(
-                    f"adapter '{entry.name}:{name}' is still loading; retry shortly", param=param, retry_after=1
+                raise ModelLoading(  # the code sie-sdk retries for adapters
+                    f"adapter '{entry.name}:{name}' is still loading; retry shortly",
+                    param=param,
+                    code="LORA_LOADING",
+                    retry_after=1,
                 ) from None
             finally:
                 adapter_entry.waiters -= 1
@@ -514,7 +372,7 @@ class ModelRegistry:
         weights = await asyncio.to_thread(read_adapter, Path(source).expanduser())
         reservation = await self.capacity.reserve(
             f"adapter '{entry.name}:{name}'",
-            _adapter_estimate(weights, version.placement.dtype),
+            adapter_estimate(weights, version.placement.dtype),
             slot=False,
             protect=frozenset({entry.name}),
             timeout=self.settings.load_timeout,
@@ -522,7 +380,7 @@ class ModelRegistry:
         try:
             if version.host is None:
                 version.host = LoraHost(network)
-            key = f"{name}#{next(self._keys)}"
+            key = adapter_key(name)
             executor = self.compute.executor(version.placement.device)
             nbytes = await asyncio.get_running_loop().run_in_executor(executor, version.host.attach, key, weights)
         finally:
@@ -785,84 +643,18 @@ class ModelRegistry:
 
     # --------------------------------------------------------------------------- reports
     def describe(self, name: str) -> dict:
-        """What `GET /v1/models/{name}` reports."""
+        """What `GET /v1/models/{name}` reports (unloading models included)."""
         entry = self._entries.get(name)
         if entry is None:
             raise ModelNotFound(f"model '{name}' is not served here", param="model")
-        version = entry.current
-        spec = version.spec if version else entry.spec
-        info: dict = {
-            "id": entry.name,
-            "name": entry.name,
-            "object": "model",
-            "source": entry.source,
-            "revision": entry.revision,
-            "state": entry.state.value,
-            "loaded": version is not None,
-            "lazy": entry.lazy,
-            "family": spec.family if spec else None,
-            "catalog_id": spec.catalog_id if spec else None,
-            "device": str(version.placement.device) if version else None,
-            "dtype": version.placement.dtype_name if version else None,
-            "memory_bytes": version.memory_bytes if version else 0,
-            "adapters_memory_bytes": version.adapter_bytes if version else 0,
-            "requests_served": entry.requests_served,
-            "loads": entry.loads,
-            "evictions": entry.evictions,
-            "swaps": entry.swaps,
-            "idle_seconds": round(time.monotonic() - entry.last_used, 3),
-            "adapters": [self._adapter_info(entry, adapter) for adapter in entry.adapters.values()],
-        }
-        if version is not None:
-            family = version.family
-            info.update(
-                loaded_at=version.loaded_at,
-                max_sequence_length=family.max_length,
-                accepts_instruction=family.accepts_instruction,
-                queue={
-                    "in_flight_requests": version.holds.count,
-                    "active_requests": version.scheduler.active_requests,
-                    "batches": version.scheduler.stats.batches,
-                    "padding_waste": round(version.scheduler.stats.padding_waste, 4),
-                },
-            )
-        if entry.pending_source is not None:
-            info["swap"] = {"state": ModelState.LOADING.value, "source": entry.pending_source}
-        if entry.state is ModelState.FAILED:
-            info["last_error"] = {"message": entry.error, "error_class": entry.error_class}
-        if entry.last_swap_error is not None:
-            info["last_swap_error"] = entry.last_swap_error
-        return info
-
-    def _adapter_info(self, entry: ModelEntry, adapter: AdapterEntry) -> dict:
-        loaded = entry.current.adapters.get(adapter.name) if entry.current is not None else None
-        state = adapter.state
-        if loaded is not None:
-            state = ModelState.LOADED
-        elif state is ModelState.LOADED:
-            state = ModelState.AVAILABLE
-        info: dict = {
-            "id": f"{entry.name}:{adapter.name}",
-            "name": adapter.name,
-            "model": entry.name,
-            "object": "adapter",
-            "source": adapter.source,
-            "state": state.value,
-            "memory_bytes": loaded.memory_bytes if loaded else 0,
-            "requests_served": adapter.requests_served,
-            "loads": adapter.loads,
-            "evictions": adapter.evictions,
-        }
-        if state is ModelState.FAILED:
-            info["last_error"] = {"message": adapter.error}
-        return info
+        return describe_model(entry)
 
     def describe_adapter(self, name: str, adapter: str) -> dict:
         entry = self.entry(name)
         adapter_entry = entry.adapters.get(adapter)
         if adapter_entry is None:
             raise AdapterNotFound(f"model '{name}' has no adapter '{adapter}'", param="adapter")
-        return self._adapter_info(entry, adapter_entry)
+        return describe_adapter(entry, adapter_entry)
 
     def memory(self) -> dict:
         """Totals for `GET /v1/models`: what is resident against the limits."""

@@ -1,0 +1,116 @@
+"""The registry's records: settings, a name clients can ask for, and one loaded version of it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rerankd.engine.request import InvalidRequest
+from rerankd.engine.scheduler import Scheduler, SchedulerConfig
+from rerankd.models import Family
+from rerankd.models.catalog import ModelSpec, lookup
+from rerankd.models.lora import LoraHost
+from rerankd.registry.adapters import AdapterEntry, LoadedAdapter
+from rerankd.registry.state import Holds, ModelState
+from rerankd.runtime import Placement
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    """Process-wide choices for every model the registry loads."""
+
+    device: str = "auto"
+    dtype: str = "auto"
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    # Catalog ids never registered load on first request only when set; also governs
+    # whether sources given at run time (PUT) may be fetched from the hub.
+    allow_download: bool = False
+    load_timeout: float = 60.0
+    max_loaded_models: int | None = None
+    memory_budget: int | None = None
+
+
+@dataclass(eq=False)  # identity: versions live in sets and are compared by `is`
+class LoadedModel:
+    """One loaded version of a model: its network (in a family), schedulers and adapters."""
+
+    name: str
+    spec: ModelSpec
+    family: Family
+    scheduler: Scheduler
+    placement: Placement
+    directory: Path
+    source: str
+    revision: str | None
+    loaded_at: float
+    memory_bytes: int
+    holds: Holds
+    host: LoraHost | None = None
+    adapters: dict[str, LoadedAdapter] = field(default_factory=dict)
+    adapter_loads: dict[str, asyncio.Task] = field(default_factory=dict)
+    retiring_adapters: list[LoadedAdapter] = field(default_factory=list)
+    retired: bool = False
+
+    @property
+    def adapter_bytes(self) -> int:
+        return sum(a.memory_bytes for a in self.adapters.values())
+
+    @property
+    def total_bytes(self) -> int:
+        return self.memory_bytes + self.adapter_bytes + sum(a.memory_bytes for a in self.retiring_adapters)
+
+
+@dataclass(eq=False)
+class ModelEntry:
+    """A name clients can ask for, whether or not it is loaded right now."""
+
+    name: str
+    source: str
+    spec: ModelSpec | None
+    allow_download: bool
+    revision: str | None = None
+    lazy: bool = False
+    state: ModelState = ModelState.AVAILABLE
+    current: LoadedModel | None = None
+    error: str | None = None
+    error_class: str | None = None
+    requests_served: int = 0
+    last_used: float = field(default_factory=time.monotonic)
+    load_task: asyncio.Task | None = None
+    loads: int = 0
+    evictions: int = 0
+    swaps: int = 0
+    pending_source: str | None = None  # a hot-swap to this source is loading
+    last_swap_error: str | None = None
+    waiters: int = 0  # requests waiting for this model's load: it must not be evicted under them
+    removed: bool = False
+    adapters: dict[str, AdapterEntry] = field(default_factory=dict)
+    admin: asyncio.Lock = field(default_factory=asyncio.Lock)  # one admin change at a time
+
+
+def make_spec(name: str, source: str) -> ModelSpec | None:
+    """The catalog's spec when NAME (or else SOURCE) is a catalog id; None means detect at load."""
+    known = lookup(name) or lookup(source)
+    return known.with_source(name, source) if known is not None else None
+
+
+def check_model_name(name: str) -> None:
+    """Names given at run time must stay addressable as `/v1/models/{name}` and `name:adapter`."""
+    bad = (
+        not name
+        or len(name) > 256
+        or ":" in name
+        or name.startswith("/")
+        or name.endswith("/")
+        or "//" in name
+        or f"/{name}/".find("/adapters/") >= 0
+        or any(ch.isspace() or ord(ch) < 32 for ch in name)
+    )
+    if bad:
+        raise InvalidRequest(
+            f"model name {name!r} is not usable: no ':', whitespace, empty segments or '/adapters/' segment, "
+            f"at most 256 characters",
+            param="name",
+        )

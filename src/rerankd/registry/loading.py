@@ -1,0 +1,88 @@
+"""The slow parts of a load, run in worker threads: find the weights, size them, build the network.
+
+Nothing here touches the event loop or a network another thread is using: `build` attaches
+adapters to a network no request can see yet.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from rerankd.models import Family, build_family
+from rerankd.models.catalog import ModelSpec, detect_spec
+from rerankd.models.lora import LoraAdapter, LoraHost
+from rerankd.registry.budget import estimate_weight_bytes
+from rerankd.registry.sources import resolve_source
+from rerankd.runtime import Placement, resolve_device, resolve_dtype
+
+_keys = itertools.count(1)
+
+
+def adapter_key(name: str) -> str:
+    """A key no other attachment on any network ever used: reloads and replacements never collide."""
+    return f"{name}#{next(_keys)}"
+
+
+@dataclass
+class Located:
+    directory: Path
+    spec: ModelSpec
+    placement: Placement
+    estimate: int
+
+
+@dataclass
+class Built:
+    family: Family
+    memory_bytes: int
+    host: LoraHost | None
+    adapters: list[tuple[str, str, LoraAdapter, int]]  # (name, key, weights, bytes)
+
+
+def locate(
+    name: str,
+    source: str,
+    revision: str | None,
+    spec: ModelSpec | None,
+    *,
+    device: str,
+    dtype: str,
+    allow_download: bool,
+) -> Located:
+    """Find the weights (downloading only if allowed) and decide how to place them."""
+    directory = resolve_source(source, allow_download=allow_download, revision=revision)
+    spec = spec or detect_spec(name, source, directory)
+    placement_device = resolve_device(device)
+    placement = Placement(placement_device, resolve_dtype(dtype, placement_device, spec.dtype))
+    return Located(directory, spec, placement, estimate_weight_bytes(directory, placement.dtype))
+
+
+def build(located: Located, adapters: list[tuple[str, LoraAdapter]]) -> Built:
+    """Read and place the weights, then attach `adapters` (a hot-swap re-applies the old version's)."""
+    family = build_family(located.spec, located.placement, located.directory)
+    memory = family.parameters_bytes()
+    host = None
+    attached: list[tuple[str, str, LoraAdapter, int]] = []
+    if adapters:
+        host = LoraHost(family.network)
+        for name, weights in adapters:
+            key = adapter_key(name)
+            try:
+                attached.append((name, key, weights, host.attach(key, weights)))
+            except Exception as error:
+                family.close()
+                raise ValueError(f"adapter '{name}' cannot be applied to the new weights: {error}") from error
+    return Built(family, memory, host, attached)
+
+
+def adapter_estimate(weights: LoraAdapter, dtype: torch.dtype) -> int:
+    """Bytes an adapter read from disk will take once attached in `dtype` (for the budget)."""
+    size = torch.empty((), dtype=dtype).element_size()
+    count = sum(a.numel() + b.numel() for a, b, _ in weights.lora.values()) + sum(
+        t.numel() for t in weights.saved.values()
+    )
+    return count * size

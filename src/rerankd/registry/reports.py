@@ -1,0 +1,82 @@
+"""What `GET /v1/models` says about a model and its adapters (plain dicts; no HTTP here)."""
+
+from __future__ import annotations
+
+import time
+
+from rerankd.registry.adapters import AdapterEntry
+from rerankd.registry.entries import ModelEntry
+from rerankd.registry.state import ModelState
+
+
+def describe_model(entry: ModelEntry) -> dict:
+    """What `GET /v1/models/{name}` reports: state, weights, memory, adapters, use."""
+    version = entry.current
+    spec = version.spec if version else entry.spec
+    info: dict = {
+        "id": entry.name,
+        "name": entry.name,
+        "object": "model",
+        "source": entry.source,
+        "revision": entry.revision,
+        "state": entry.state.value,
+        "loaded": version is not None,
+        "lazy": entry.lazy,
+        "family": spec.family if spec else None,
+        "catalog_id": spec.catalog_id if spec else None,
+        "device": str(version.placement.device) if version else None,
+        "dtype": version.placement.dtype_name if version else None,
+        "memory_bytes": version.memory_bytes if version else 0,
+        "adapters_memory_bytes": version.adapter_bytes if version else 0,
+        "requests_served": entry.requests_served,
+        "loads": entry.loads,
+        "evictions": entry.evictions,
+        "swaps": entry.swaps,
+        "idle_seconds": round(time.monotonic() - entry.last_used, 3),
+        "adapters": [describe_adapter(entry, adapter) for adapter in entry.adapters.values()],
+    }
+    if version is not None:
+        family = version.family
+        info.update(
+            loaded_at=version.loaded_at,
+            max_sequence_length=family.max_length,
+            accepts_instruction=family.accepts_instruction,
+            queue={
+                "in_flight_requests": version.holds.count,
+                "active_requests": version.scheduler.active_requests,
+                "batches": version.scheduler.stats.batches,
+                "padding_waste": round(version.scheduler.stats.padding_waste, 4),
+            },
+        )
+    if entry.pending_source is not None:
+        info["swap"] = {"state": ModelState.LOADING.value, "source": entry.pending_source}
+    if entry.state is ModelState.FAILED:
+        info["last_error"] = {"message": entry.error, "error_class": entry.error_class}
+    if entry.last_swap_error is not None:
+        info["last_swap_error"] = entry.last_swap_error
+    return info
+
+
+def describe_adapter(entry: ModelEntry, adapter: AdapterEntry) -> dict:
+    """One adapter of `entry`: its state on the current version, memory and use."""
+    loaded = entry.current.adapters.get(adapter.name) if entry.current is not None else None
+    state = adapter.state
+    if loaded is not None:
+        state = ModelState.LOADED
+    elif state is ModelState.LOADED:
+        state = ModelState.AVAILABLE
+    info: dict = {
+        "id": f"{entry.name}:{adapter.name}",
+        "name": adapter.name,
+        "model": entry.name,
+        "object": "adapter",
+        "source": adapter.source,
+        "state": state.value,
+        "memory_bytes": loaded.memory_bytes if loaded else 0,
+        "requests_served": adapter.requests_served,
+        "loads": adapter.loads,
+        "evictions": adapter.evictions,
+    }
+    if state is ModelState.FAILED:
+        info["last_error"] = {"message": adapter.error}
+    return info
