@@ -146,7 +146,8 @@ async def test_concurrent_loads_never_exceed_the_limit(checkpoint_a, checkpoint_
     watcher = asyncio.create_task(watch())
     try:
         await asyncio.gather(registry.load("a"), registry.load("b"))
-        assert peak == 1
+        assert peak <= 1  # sampled: a model can come and go between two looks, never overlap
+        assert sum(registry.entry(n).current is not None for n in ("a", "b")) == 1
         assert registry.memory()["loaded_models"] == 1
         assert registry.describe("a")["evictions"] + registry.describe("b")["evictions"] == 1
     finally:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-from support.checkpoints import TOKENIZER_FILES
+# What a merged reference needs beside its weights to be loaded by sentence-transformers.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
 
 
 def _peft_model(base_dir: Path, *, seed: int, rank: int, targets: tuple[str, ...], **options):
