@@ -267,6 +267,8 @@ class ModelRegistry:
                     "active_requests": entry.current.scheduler.active_requests,
                     "batches": entry.current.scheduler.stats.batches,
                     "padding_waste": round(entry.current.scheduler.stats.padding_waste, 4),
+                    "real_tokens": entry.current.scheduler.stats.real_tokens,
+                    "padded_tokens": entry.current.scheduler.stats.padded_tokens,
                 },
             )
         if entry.state is ModelState.FAILED:
