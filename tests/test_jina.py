@@ -141,7 +141,7 @@ def test_checkpoint_needs_remote_code_in_transformers(jina_dir):
 
 def test_scores_equal_reference_forward_on_trec(jina_server, reference, trec):
     for query in trec[:2]:
-        documents = query.documents[:50]
+        documents = list(dict.fromkeys(query.documents))[:50]  # TREC repeats some passages: no exact ties
         expected = reference.compute_score(query.query, documents)
         assert expected.max() - expected.min() > 0.2  # scores spread: the ranking check is meaningful
         with Client(jina_server.url) as client:
