@@ -145,6 +145,15 @@ def map_state_dict(tensors: dict[str, torch.Tensor], num_layers: int) -> dict[st
     return mapped
 
 
+def _no_init_weights():
+    """Skip random initialisation (seconds for 278M parameters) of weights we load anyway."""
+    try:
+        from transformers.initialization import no_init_weights
+    except ImportError:  # transformers 4
+        from transformers.modeling_utils import no_init_weights
+    return no_init_weights()
+
+
 def load_jina_network(model_dir: Path, placement: Placement) -> tuple[torch.nn.Module, dict]:
     """XLMRobertaForSequenceClassification holding the checkpoint's weights (strictly mapped)."""
     config = read_config(model_dir)
@@ -153,7 +162,8 @@ def load_jina_network(model_dir: Path, placement: Placement) -> tuple[torch.nn.M
     hf_config = xlmr_config(config)
     hf_config._attn_implementation = "sdpa"
     state = map_state_dict(load_tensors(model_dir), hf_config.num_hidden_layers)
-    network = XLMRobertaForSequenceClassification(hf_config)
+    with _no_init_weights():  # every parameter is overwritten below (strictly checked)
+        network = XLMRobertaForSequenceClassification(hf_config)
     result = network.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise IncompatibleCheckpoint(
