@@ -20,6 +20,7 @@ class ModeResult:
     latencies_s: list[float] = field(repr=False)
     padding_waste: float | None = None
     peak_memory_bytes: int | None = None
+    peak_device_memory_bytes: int | None = None
     flops: float = 0.0
 
     @property

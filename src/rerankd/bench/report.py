@@ -15,7 +15,7 @@ def _mib(value: int | None) -> str:
 def table(report: BenchReport) -> str:
     header = (
         f"{'mode':<9}{'conc':>5}{'reqs':>6}{'pairs/s':>10}{'tokens/s':>11}{'p50 ms':>9}{'p95 ms':>9}"
-        f"{'p99 ms':>9}{'pad %':>7}{'GFLOP/s':>9}{'peak MiB':>10}"
+        f"{'p99 ms':>9}{'pad %':>7}{'GFLOP/s':>9}{'peak MiB':>10}{'GPU MiB':>9}"
     )
     lines = [header, "-" * len(header)]
     for r in report.results:
@@ -24,6 +24,7 @@ def table(report: BenchReport) -> str:
             f"{r.mode:<9}{r.concurrency:>5}{r.requests:>6}{r.pairs_per_s:>10.1f}{r.tokens_per_s:>11.0f}"
             f"{1000 * r.latency(50):>9.0f}{1000 * r.latency(95):>9.0f}{1000 * r.latency(99):>9.0f}"
             f"{waste:>7}{r.flops_per_s / 1e9:>9.1f}{_mib(r.peak_memory_bytes):>10}"
+            f"{_mib(r.peak_device_memory_bytes):>9}"
         )
     machine = report.machine
     lines.append("")

@@ -68,6 +68,11 @@ class BenchReport:
         }
 
 
+def _device_peak() -> int | None:
+    """Peak memory torch allocated on the GPU so far (None on CPU)."""
+    return torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
+
+
 def _requests(queries: list[BenchQuery], count: int) -> list[BenchQuery]:
     return [queries[i % len(queries)] for i in range(count)]
 
@@ -158,6 +163,7 @@ async def _engine_modes(config: BenchConfig, model_config: dict) -> tuple[list[M
                     latencies_s=latencies,
                     padding_waste=1 - real / padded if padded else 0.0,
                     peak_memory_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                    peak_device_memory_bytes=_device_peak(),
                     flops=encoder_flops(model_config, tokens, pairs),
                 )
             )
@@ -249,6 +255,7 @@ def _baseline_mode(config: BenchConfig, model_dir: Path, tokens_by_query: dict[s
         "model_dir": str(model_dir),
         "requests": [[q.query, q.documents] for q in jobs],
         "warmup": min(config.warmup, len(jobs)),
+        "device": str(resolve_device(config.device)),
     }
     completed = subprocess.run(
         [sys.executable, "-m", "rerankd.bench.baseline"],
@@ -269,6 +276,7 @@ def _baseline_mode(config: BenchConfig, model_dir: Path, tokens_by_query: dict[s
         wall_s=data["wall_s"],
         latencies_s=data["latencies_s"],
         peak_memory_bytes=data["peak_memory_bytes"],
+        peak_device_memory_bytes=data.get("peak_device_memory_bytes"),
         flops=encoder_flops(model_config, tokens, pairs),
     )
 
