@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from rerankd import __version__
 
@@ -128,6 +129,25 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("documents", nargs="+", help="documents to rank")
     score.add_argument("--raw-scores", action="store_true")
     _add_engine_options(score)
+
+    bench = commands.add_parser(
+        "bench", help="measure throughput and latency (engine, HTTP server, sentence-transformers baseline)"
+    )
+    bench.add_argument(
+        "--model",
+        default=None,
+        metavar="[NAME=]SOURCE",
+        help="model to measure (default: a MiniLM-L6 cross-encoder built offline from the [demo] package)",
+    )
+    bench.add_argument("--data", type=Path, default=None, help="TREC-style JSON or JSONL of {query, documents}")
+    bench.add_argument("--documents", type=int, default=100, help="candidates per request")
+    bench.add_argument("--requests", type=int, default=None, help="requests per mode (default: every query)")
+    bench.add_argument("--concurrency", default="1,2,4,8", help="HTTP client concurrencies, e.g. 1,2,4,8")
+    bench.add_argument("--quick", action="store_true", help="a short run for CI (under 2 minutes on 2 cores)")
+    bench.add_argument("--no-baseline", action="store_true", help="skip the sentence-transformers baseline")
+    bench.add_argument("--no-http", action="store_true", help="skip the HTTP server modes")
+    bench.add_argument("--out", type=Path, default=Path("bench-results"), help="folder for JSON and PNG")
+    _add_engine_options(bench)
     return parser
 
 
@@ -201,12 +221,61 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from rerankd.api.app import ModelArg
+    from rerankd.bench.checkpoints import cached_minilm_cross_encoder
+    from rerankd.bench.data import default_data_path, load_queries
+    from rerankd.bench.report import table, write_json, write_plot
+    from rerankd.bench.runner import BenchConfig, run_bench
+    from rerankd.runtime import configure_threads
+
+    configure_threads(args.threads)
+    logging.basicConfig(level="WARNING")
+    model = ModelArg.parse(args.model) if args.model else ModelArg("minilm", str(cached_minilm_cross_encoder()))
+    data_path = args.data or default_data_path()
+    if data_path is None:
+        print("no benchmark data: pass --data (TREC DL 2019 lives in ../shared/data)", file=sys.stderr)
+        return 2
+    queries = load_queries(data_path, args.documents)
+    concurrencies = [int(c) for c in args.concurrency.split(",") if c]
+    if args.quick:
+        requests, concurrencies, scale, warmup = args.requests or 4, [1, 8], (50, 500), 1
+    else:
+        requests, scale, warmup = args.requests or len(queries), (100, 1000), 2
+    config = BenchConfig(
+        model_name=model.name,
+        model_source=model.source,
+        queries=queries,
+        requests=max(requests, max(concurrencies)),
+        concurrencies=concurrencies,
+        engine_concurrencies=sorted({1, max(concurrencies)}),
+        scale_items=scale,
+        device=args.device,
+        dtype=args.dtype,
+        threads=args.threads,
+        scheduler=_scheduler_config(args),
+        baseline=not args.no_baseline,
+        http=not args.no_http,
+        warmup=warmup,
+    )
+    report = run_bench(config)
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(table(report))
+    print(f"\nwrote {write_json(report, args.out / 'bench.json')}")
+    plot = write_plot(report, args.out / "bench.png")
+    if plot:
+        print(f"wrote {plot}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
     if args.command == "score":
         return _score(args)
+    if args.command == "bench":
+        return _bench(args)
     return 2
 
 

@@ -1,8 +1,8 @@
 """Tokenize -> infer -> postprocess for one `ScoreRequest`; the engine's single entry point.
 
-Tokenization runs in a thread pool (fast tokenizers release the GIL), inference on the
-device's compute thread via the model's scheduler, and only cheap numpy post-processing
-runs on the event loop.
+Tokenization and post-processing run in a thread pool (fast tokenizers release the GIL),
+inference on the device's compute thread via the model's scheduler; the event loop only
+moves requests between them.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from rerankd.engine.request import ScoreEntry, ScoreRequest, ScoreResult, Usage
-from rerankd.models.base import Prepared
+from rerankd.models.base import Family, Prepared
 from rerankd.registry.registry import ModelRegistry
 
 
@@ -36,11 +36,17 @@ class Engine:
                 self._tokenize, family.prepare, request.query.text, texts, request.instruction, request.options
             )
             outputs = await model.scheduler.run(prepared)
-            scores = family.scores(prepared, outputs, request.options.raw_scores)
-        return build_result(request, scores, prepared)
+            # Scores (MaxSim, cosine...) and sorting can be real work on big requests: off the loop too.
+            # Still inside `use`: the version stays held (never evicted or freed) until the result exists.
+            return await loop.run_in_executor(self._tokenize, postprocess, family, request, prepared, outputs)
 
     def close(self) -> None:
         self._tokenize.shutdown(wait=False, cancel_futures=True)
+
+
+def postprocess(family: Family, request: ScoreRequest, prepared: Prepared, outputs) -> ScoreResult:
+    """Unit outputs -> item scores -> the sorted result."""
+    return build_result(request, family.scores(prepared, outputs, request.options.raw_scores), prepared)
 
 
 def build_result(request: ScoreRequest, scores: np.ndarray, prepared: Prepared) -> ScoreResult:

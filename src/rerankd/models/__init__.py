@@ -19,6 +19,14 @@ def build_family(spec: ModelSpec, placement: Placement, model_dir: Path) -> Fami
         from rerankd.models.bi_encoder import BiEncoderFamily
 
         return BiEncoderFamily(spec, placement, model_dir)
+    if spec.family == "jina-reranker":
+        from rerankd.models.jina import JinaRerankerFamily
+
+        return JinaRerankerFamily(spec, placement, model_dir)
+    if spec.family == "late-interaction":
+        from rerankd.models.late_interaction import LateInteractionFamily
+
+        return LateInteractionFamily(spec, placement, model_dir)
     raise ValueError(f"unknown model family {spec.family!r}")
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-FAMILIES = ("cross-encoder", "bi-encoder")
+FAMILIES = ("cross-encoder", "bi-encoder", "jina-reranker", "late-interaction")
 
 
 @dataclass(frozen=True)

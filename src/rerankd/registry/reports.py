@@ -46,6 +46,8 @@ def describe_model(entry: ModelEntry) -> dict:
                 "active_requests": version.scheduler.active_requests,
                 "batches": version.scheduler.stats.batches,
                 "padding_waste": round(version.scheduler.stats.padding_waste, 4),
+                "real_tokens": version.scheduler.stats.real_tokens,
+                "padded_tokens": version.scheduler.stats.padded_tokens,
             },
         )
     if entry.pending_source is not None:

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# GPU check for rerankd, for a GPU machine with PyTorch but no package index (see README
+# "Benchmarks"). Prepare on a machine with the index and ../shared/data:
+#   benchmarks/prepare_gpu_assets.sh        # wheels + tokenizers + TREC DL 2019 into .gpu-assets/
+# then on the GPU machine, from the repository root (about 5 minutes):
+#   OUT=/some/folder benchmarks/gpu_check.sh
+# It benches a MiniLM-L6-sized and a bge-reranker-v2-m3-sized (XLM-R large, 568M) random
+# cross-encoder: engine, HTTP server at concurrency 1-8 and the sentence-transformers baseline.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-bench-results/gpu}
+ASSETS=.gpu-assets
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+
+if ls "$ASSETS"/wheels/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/rerankd-site "$ASSETS"/wheels/*.whl
+  export PYTHONPATH=/tmp/rerankd-site:$PWD/src
+else
+  export PYTHONPATH=$PWD/src
+fi
+python3 -c "import torch, rerankd, starlette, uvicorn; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt" || true
+
+CKPT=/tmp/rerankd-checkpoints
+python3 benchmarks/make_checkpoints.py --assets "$ASSETS" --out "$CKPT" | tee "$OUT/checkpoints.txt"
+export RERANKD_BENCH_DATA=$ASSETS/retrieve_results_dl19.json
+
+# MiniLM-sized: every query (43 requests of 100 passages) per mode.
+timeout 200 python3 -m rerankd.cli bench --model "minilm=$CKPT/minilm" --concurrency 1,2,4,8 \
+  --out "$OUT/minilm" 2>&1 | tee "$OUT/minilm.txt"
+# XLM-R large (bge-reranker-v2-m3-sized) in fp16: 43 requests per mode.
+timeout 240 python3 -m rerankd.cli bench --model "BAAI/bge-reranker-v2-m3=$CKPT/xlmr-large" --concurrency 1,2,4,8 \
+  --out "$OUT/xlmr-large" 2>&1 | tee "$OUT/xlmr-large.txt"
+echo "results in $OUT"

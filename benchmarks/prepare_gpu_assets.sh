@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Gather what benchmarks/gpu_check.sh needs on a GPU machine with no package index:
+# wheels of rerankd's server dependencies absent from a PyTorch image, the BERT and XLM-R
+# tokenizers, and the TREC DL 2019 passages. Run from the repository root, with the venv active.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ASSETS=.gpu-assets
+SHARED=${SHARED_DATA:-../shared/data}
+mkdir -p "$ASSETS/wheels" "$ASSETS/bert" "$ASSETS/xlm-roberta"
+grep -qx '/.gpu-assets/' .git/info/exclude 2>/dev/null || echo '/.gpu-assets/' >> .git/info/exclude
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+  -d "$ASSETS/wheels" starlette uvicorn
+python3 - "$ASSETS/bert" <<'PY'
+import shutil, sys
+from rerankd.bench.checkpoints import TOKENIZER_FILES, minilm_dir
+source = minilm_dir()
+for name in TOKENIZER_FILES:
+    if (source / name).exists():
+        shutil.copy(source / name, sys.argv[1])
+PY
+cp "$SHARED/tokenizers/xlm-roberta/tokenizer.json" "$ASSETS/xlm-roberta/"
+cp "$SHARED/trec-dl-2019/retrieve_results_dl19.json" "$ASSETS/"
+du -sh "$ASSETS"
