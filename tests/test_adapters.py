@@ -93,8 +93,14 @@ def test_adapter_scores_equal_peft_merged_reference(lora_server, references, ada
         assert info["id"] == "m:alpha"
         assert info["memory_bytes"] > 0
         got = score(client, "m:alpha")
-        assert np.abs(got - references["alpha"]).max() <= 1e-4
+        delta = np.abs(got - references["alpha"]).max()
+        assert delta <= 1e-4
+        client.load_adapter("m", "beta", str(adapters["beta"][0]))
+        delta_beta = np.abs(score(client, "m:beta") - references["beta"]).max()
+        assert delta_beta <= 1e-4
         assert np.abs(score(client, "m") - references["base"]).max() <= 1e-5
+        shift = np.abs(references["alpha"] - references["base"]).max()
+        print(f"\nLoRA vs PEFT merged: max |Δ| alpha {delta:.2e}, beta {delta_beta:.2e} (alpha shifts {shift:.3f})")
 
 
 def test_every_route_chooses_the_adapter(lora_server, references, adapters):
@@ -170,10 +176,13 @@ def test_two_adapters_and_base_concurrently_each_match_their_reference(lora_serv
         thread.join()
     assert not errors, errors
     expected = {"m": references["base"], "m:alpha": references["alpha"], "m:beta": references["beta"]}
+    worst = 0.0
     for model, runs in results.items():
         assert len(runs) == 12
         for got in runs:
             assert np.abs(got - expected[model]).max() <= 1e-4, model
+            worst = max(worst, float(np.abs(got - expected[model]).max()))
+    print(f"\nbase + 2 adapters, 6 clients x 6 requests at once: all matched their own reference, max |Δ| {worst:.2e}")
     info = {a["name"]: a for a in httpx.get(f"{lora_server.url}/v1/models/m", timeout=TIMEOUT).json()["adapters"]}
     assert info["alpha"]["requests_served"] >= 12
     assert info["beta"]["requests_served"] >= 12

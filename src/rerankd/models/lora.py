@@ -298,14 +298,15 @@ class LoraHost:
         for path in attached.saved_modules:
             self._saved_hooks[path].params.pop(key, None)
 
-    def remove_all(self) -> None:
-        """Detach every adapter and remove the hooks."""
+    def close(self) -> None:
+        """Detach every adapter, remove the hooks and let go of the network (its version is being freed)."""
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
         self._lora_hooks.clear()
         self._saved_hooks.clear()
         self._attached.clear()
+        self.network = None  # type: ignore[assignment]
 
     @contextmanager
     def activate(self, key: str | None) -> Iterator[None]:

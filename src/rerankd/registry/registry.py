@@ -569,7 +569,7 @@ class ModelRegistry:
         version.retiring_adapters.clear()
         version.scheduler.close()
         if version.host is not None:
-            version.host.remove_all()
+            version.host.close()
             version.host = None
         version.family.close()
         self._retiring.discard(version)
