@@ -234,3 +234,20 @@ async def test_failed_load_is_remembered_not_retried(tmp_path):
         assert registry.describe("gone")["last_error"]["error_class"] == "SourceNotFound"
     finally:
         await registry.close()
+
+
+async def test_family_without_adapter_support_refuses_adapters(checkpoint_a, tmp_path):
+    """A family that keeps weight-derived state across batches opts out; the refusal names why."""
+    registry = ModelRegistry()
+    registry.register("m", str(checkpoint_a))
+    try:
+        loaded = await registry.load("m")
+        loaded.family.supports_adapters = False  # as a family with a prefix KV cache declares
+        with pytest.raises(ModelLoadFailed) as caught:
+            await registry.put_adapter("m", "x", str(tmp_path))
+        assert "does not support LoRA adapters" in caught.value.message
+        assert registry.describe_adapter("m", "x")["state"] == "failed"
+        async with registry.use("m") as served:
+            assert served is loaded  # the model itself is untouched
+    finally:
+        await registry.close()

@@ -61,6 +61,11 @@ class Family(ABC):
 
     kind: ClassVar[str]
     accepts_instruction: ClassVar[bool] = False
+    # LoRA adapters (models/lora.py) hook the network's linear layers and switch per batch. A
+    # family that keeps weight-derived state across batches (e.g. a prefix KV cache keyed by
+    # tokens only) must set False, or key that state by the active adapter: an adapter batch
+    # would read the base's state, and the base would read the adapter's.
+    supports_adapters: ClassVar[bool] = True
 
     def __init__(self, spec: ModelSpec, placement: Placement) -> None:
         self.spec = spec

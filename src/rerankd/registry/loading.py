@@ -68,6 +68,9 @@ def build(located: Located, adapters: list[tuple[str, LoraAdapter]]) -> Built:
     host = None
     attached: list[tuple[str, str, LoraAdapter, int]] = []
     if adapters:
+        if not family.supports_adapters:
+            family.close()
+            raise ValueError(f"model family {located.spec.family!r} does not support the LoRA adapters it serves")
         host = LoraHost(family.network)
         for name, weights in adapters:
             key = adapter_key(name)

@@ -367,7 +367,7 @@ class ModelRegistry:
     async def _attach_adapter(self, entry: ModelEntry, version: LoadedModel, name: str, source: str) -> LoadedAdapter:
         """Read an adapter (worker thread) and attach it to `version` (compute thread); not yet chosen."""
         network = getattr(version.family, "network", None)
-        if not isinstance(network, torch.nn.Module):
+        if not version.family.supports_adapters or not isinstance(network, torch.nn.Module):
             raise ValueError(f"model family {version.spec.family!r} does not support LoRA adapters")
         weights = await asyncio.to_thread(read_adapter, Path(source).expanduser())
         reservation = await self.capacity.reserve(
