@@ -41,7 +41,7 @@ from rerankd.engine.request import ScoreOptions
 from rerankd.models import build_family
 from rerankd.models.base import sigmoid
 from rerankd.models.catalog import lookup
-from rerankd.models.prefix_cache import PrefixCache
+from rerankd.models.prefix_cache import PrefixCache, common_prefix_of_rows
 from rerankd.runtime import Placement
 
 GEMMA = "BAAI/bge-reranker-v2-gemma"
@@ -307,3 +307,27 @@ def test_chunked_document_scores_max_over_windows(llm_dirs, trec):
         query.query, [document], None, ScoreOptions(max_tokens_per_doc=window, max_chunks_per_doc=2)
     )
     assert capped.n_units == 2 and capped.truncated.tolist() == [True]
+
+
+def test_prefix_cache_plans_evicts_and_bounds_memory():
+    rows = np.array([[5, 6, 7, 8, 9, 1, 2], [5, 6, 7, 8, 9, 3, 0], [5, 6, 7, 8, 4, 4, 4]])
+    assert common_prefix_of_rows(rows, np.array([7, 6, 7])) == 4
+    assert common_prefix_of_rows(rows[:2], np.array([7, 6])) == 5
+    assert common_prefix_of_rows(rows[:1, :3], np.array([3])) == 2  # a row keeps its last token
+
+    def states(tokens: int):
+        return [(torch.zeros(1, 1, tokens, 4), torch.zeros(1, 1, tokens, 4))]
+
+    cache = PrefixCache(max_entries=2, max_bytes=10_000)
+    row = np.arange(100, 160)
+    assert cache.plan(row, 3) == 0  # too short to be worth a pass of its own
+    assert cache.plan(row, 30) == 30
+    cache.put(PrefixCache.key(row[:30]), states(30))
+    assert cache.plan(row, 36) == 30  # a cached prefix covering most of the shared part is reused
+    assert cache.plan(row, 50) == 50  # one covering too little is not
+    assert cache.get(PrefixCache.key(row[:30])) is not None
+    cache.put(PrefixCache.key(row[:31]), states(31))
+    cache.put(PrefixCache.key(row[:32]), states(32))
+    assert cache.get(PrefixCache.key(row[:30])) is None  # least recently used, past max_entries
+    cache.put(PrefixCache.key(row[:40]), states(400))  # 12,800 bytes alone: not kept
+    assert cache.get(PrefixCache.key(row[:40])) is None

@@ -36,12 +36,18 @@ def common_prefix_of_rows(ids: np.ndarray, lengths: np.ndarray) -> int:
     return limit if same.all() else int(np.argmin(same))
 
 
-class PrefixCache:
-    """KV states of recently used prompt prefixes, keyed by their token ids."""
+def states_bytes(states: KV) -> int:
+    return sum(keys.numel() * keys.element_size() + values.numel() * values.element_size() for keys, values in states)
 
-    def __init__(self, max_entries: int = 8) -> None:
+
+class PrefixCache:
+    """KV states of recently used prompt prefixes, keyed by their token ids (LRU, bounded)."""
+
+    def __init__(self, max_entries: int = 8, max_bytes: int = 256 * 1024 * 1024) -> None:
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
         self._entries: OrderedDict[bytes, KV] = OrderedDict()
+        self._bytes: dict[bytes, int] = {}
         self.hits = 0
         self.misses = 0
 
@@ -73,14 +79,21 @@ class PrefixCache:
         return states
 
     def put(self, key: bytes, states: KV) -> None:
+        """Keep `states` unless they alone exceed the byte budget; evict least recently used."""
         self.misses += 1
+        size = states_bytes(states)
+        if size > self.max_bytes:
+            return
         self._entries[key] = states
+        self._bytes[key] = size
         self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        while len(self._entries) > self.max_entries or sum(self._bytes.values()) > self.max_bytes:
+            old, _ = self._entries.popitem(last=False)
+            del self._bytes[old]
 
     def clear(self) -> None:
         self._entries.clear()
+        self._bytes.clear()
 
 
 def cache_argument(decoder: torch.nn.Module) -> str:
