@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-FAMILIES = ("cross-encoder", "bi-encoder", "jina-reranker", "late-interaction")
+FAMILIES = ("cross-encoder", "bi-encoder", "jina-reranker", "late-interaction", "causal-lm")
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,12 @@ def detect_spec(name: str, source: str, model_dir: Path) -> ModelSpec:
     architecture = architectures[0] if architectures else None
     if architecture and architecture.endswith("ForSequenceClassification"):
         return ModelSpec(name=name, source=source, family="cross-encoder", architecture=architecture)
+    if architecture and architecture.endswith("ForCausalLM"):
+        llm_ids = sorted(spec.name for spec in catalog().values() if spec.family == "causal-lm")
+        raise UnknownFamily(
+            f"{source!r} is a causal language model ({architecture}); an LLM reranker scores with its own "
+            f"prompt template, so serve it under its catalog id as NAME=SOURCE, NAME one of: {', '.join(llm_ids)}"
+        )
     if (model_dir / "modules.json").exists() or (architecture and architecture.endswith("Model")):
         return ModelSpec(name=name, source=source, family="bi-encoder", architecture=architecture)
     raise UnknownFamily(
