@@ -73,12 +73,12 @@ def catalog() -> dict[str, ModelSpec]:
             known = {key: raw[key] for key in _SPEC_FIELDS if key in raw}
             settings = {key: value for key, value in raw.items() if key not in _SPEC_FIELDS and key != "id"}
             spec = ModelSpec(name=raw["id"], source=raw["id"], catalog_id=raw["id"], settings=settings, **known)
-            _check_entry(spec, path.name)
+            validate_entry(spec, path.name)
             entries[raw["id"]] = spec
     return entries
 
 
-def _check_entry(spec: ModelSpec, filename: str) -> None:
+def validate_entry(spec: ModelSpec, filename: str = "catalog") -> None:
     """A typo in a catalog file must fail loudly at start-up, not change scores silently."""
     where = f"catalog entry {spec.name!r} ({filename})"
     if spec.truncation not in TRUNCATIONS:
