@@ -28,6 +28,7 @@ from support.encoder_checkpoints import (
 from support.encoder_reference import (
     cross_encoder_reference,
     file_tokenizer,
+    flag_reranker_inputs,
     flag_reranker_reference,
     logits_of,
     readme_windows,
@@ -186,6 +187,42 @@ def test_bge_follows_flag_reranker_not_longest_first(checkpoints, trec):
     flag, _ = reference("flag", checkpoints["xlmr"], short_query, short_docs)
     longest_first, _ = reference("cross-encoder-512", checkpoints["xlmr"], short_query, short_docs)
     assert np.max(np.abs(flag - longest_first)) <= TOLERANCE
+
+
+@pytest.mark.parametrize(("max_length", "query_max_length"), [(24, 12), (40, 30), (16, 1)])
+def test_only_second_pairs_equal_flag_reranker_inputs(checkpoints, max_length, query_max_length):
+    """Token for token, over random texts and small limits (so that every cut happens)."""
+    import random
+
+    import torch
+
+    from rerankd.engine.request import ScoreOptions
+    from rerankd.models.catalog import ModelSpec
+    from rerankd.models.cross_encoder import CrossEncoderFamily
+    from rerankd.runtime import Placement
+
+    spec = ModelSpec(
+        name="flag",
+        source="flag",
+        family="cross-encoder",
+        truncation="only_second",
+        max_length=max_length,
+        query_max_length=query_max_length,
+    )
+    family = CrossEncoderFamily(spec, Placement(torch.device("cpu"), torch.float32), checkpoints["xlmr"])
+    words = ["the", "flea", "néo", "東京", "antidisestablishmentarianism", "line\n", "end.", "  "]
+    rng = random.Random(3)
+    for _ in range(40):
+        query = " ".join(rng.choices(words, k=rng.randint(0, 25)))
+        documents = [" ".join(rng.choices(words, k=rng.randint(0, 40))) for _ in range(8)]
+        prepared = family.prepare(query, documents, None, ScoreOptions())
+        expected = flag_reranker_inputs(
+            checkpoints["xlmr"],
+            [(query, d) for d in documents],
+            max_length=max_length,
+            query_max_length=query_max_length,
+        )
+        assert prepared.ids == expected, (query, documents)
 
 
 def test_xlmr_newline_texts_keep_tokenizer_json_tokens():

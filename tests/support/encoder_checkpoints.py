@@ -6,8 +6,12 @@ gte-reranker-modernbert) with 2 layers, a small hidden size and a fixed seed, an
 laid out like the published one: the real XLM-R vocabulary from `../shared/data`, the real BERT
 vocabulary from the MiniLM package, and for DeBERTa-v3 (SentencePiece Unigram) and ModernBERT
 (byte-level BPE) a small tokenizer trained here on TREC passages with the architecture's own
-`[CLS] A [SEP] B [SEP]` post-processor. The classifier is scaled so that scores spread out
-(no near-ties that would make a ranking comparison meaningless).
+`[CLS] A [SEP] B [SEP]` post-processor.
+
+Weights are drawn with a wide initializer (`init_std`, not the usual 0.02, under which a tiny
+random encoder maps every text to nearly the same vector) and the classifier with `head_std`,
+so that logits spread over a few units: no near-ties that would make a ranking comparison
+meaningless, no saturated sigmoids that would hide a wrong input.
 """
 
 from __future__ import annotations
