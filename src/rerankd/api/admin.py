@@ -41,7 +41,10 @@ def _catalog_entry(model_id: str) -> dict:
         "family": spec.family,
         "catalog_id": model_id,
         "registered": False,
+        "architecture": spec.architecture,
+        "max_length": spec.max_length,
         "license": spec.license,
+        "notes": spec.notes,
     }
 
 

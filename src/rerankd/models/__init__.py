@@ -27,6 +27,10 @@ def build_family(spec: ModelSpec, placement: Placement, model_dir: Path) -> Fami
         from rerankd.models.late_interaction import LateInteractionFamily
 
         return LateInteractionFamily(spec, placement, model_dir)
+    if spec.family == "causal-lm":
+        from rerankd.models.causal_lm import CausalLMFamily
+
+        return CausalLMFamily(spec, placement, model_dir)
     raise ValueError(f"unknown model family {spec.family!r}")
 
 

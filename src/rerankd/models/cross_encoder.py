@@ -1,9 +1,18 @@
 """Sequence-classification cross-encoders (BERT, XLM-RoBERTa, ModernBERT, DeBERTa...).
 
-Score = activation(logit) of `tokenizer(query, document)`, exactly as sentence-transformers'
-`CrossEncoder.predict` computes it: `longest_first` truncation at
-min(tokenizer max length, position embeddings), activation from the checkpoint's config
-(sigmoid for one label unless it names another).
+Score = activation(logit) of the pair `[CLS] query [SEP] document [SEP]` (special tokens from
+the tokenizer's own post-processor), cut to the model's limit the way its authors' reference
+code cuts it (the catalog's `truncation`):
+
+* `longest_first` (default): sentence-transformers' `CrossEncoder.predict`, i.e. Hugging Face's
+  `tokenizer(query, document, truncation=True)` at min(limit, tokenizer limit, positions);
+* `only_second`: FlagEmbedding's `FlagReranker.compute_score`: the query alone is cut to
+  `query_max_length` tokens (3/4 of the limit unless the catalog says otherwise), then only
+  the document is cut so that the pair fits.
+
+The activation follows the checkpoint's config as CrossEncoder reads it (sigmoid for one label
+unless the config names another); `raw_scores` returns the logit (FlagReranker's default
+output, before `normalize=True`).
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ from transformers import AutoModelForSequenceClassification
 
 from rerankd.engine.request import ScoreOptions
 from rerankd.models.base import Family, Prepared, max_over_units, sigmoid
-from rerankd.models.catalog import ModelSpec
+from rerankd.models.catalog import TRUNCATIONS, ModelSpec
 from rerankd.models.chunking import plan_chunks
 from rerankd.models.hf import accepts_argument, load_network, module_bytes, read_config
 from rerankd.models.tokenization import (
@@ -24,6 +33,7 @@ from rerankd.models.tokenization import (
     load_tokenizer,
     longest_first_lengths,
     probe_pair_template,
+    query_capped_lengths,
 )
 from rerankd.runtime import Placement
 
@@ -60,6 +70,21 @@ def resolve_max_length(spec_max: int | None, tokenizer_max: int | None, config: 
     return min(limits) if limits else 512
 
 
+def resolve_query_cap(spec: ModelSpec, max_length: int, num_special: int) -> int | None:
+    """Tokens the query may keep under `only_second` truncation (None: `longest_first`)."""
+    if spec.truncation not in TRUNCATIONS:
+        raise ValueError(f"unknown truncation {spec.truncation!r}; expected one of {TRUNCATIONS}")
+    if spec.truncation != "only_second":
+        return None
+    cap = spec.query_max_length or max_length * 3 // 4  # FlagReranker's default
+    if not 0 < cap < max_length - num_special:
+        raise ValueError(
+            f"query_max_length {cap} leaves no room for the document in {max_length} tokens "
+            f"({num_special} of them special)"
+        )
+    return cap
+
+
 class CrossEncoderFamily(Family):
     kind = "cross-encoder"
 
@@ -71,6 +96,7 @@ class CrossEncoderFamily(Family):
         self.pad_id = loaded.pad_id
         self.template = probe_pair_template(self.tokenizer)
         self._max_length = resolve_max_length(spec.max_length, loaded.model_max_length, config)
+        self.query_cap = resolve_query_cap(spec, self._max_length, self.template.num_special)
         self.network = load_network(AutoModelForSequenceClassification, model_dir, placement)
         self.num_labels = int(self.network.config.num_labels)
         if self.num_labels not in (1, 2):
@@ -97,8 +123,7 @@ class CrossEncoderFamily(Family):
         if options.max_tokens_per_doc is not None or options.max_chunks_per_doc is not None:
             return self._prepare_chunked(query_ids, documents, options)
         doc_lengths = np.fromiter(map(len, documents), dtype=np.int64, count=len(documents))
-        budget = self.max_length - self.template.num_special
-        kept_query, kept_docs = longest_first_lengths(len(query_ids), doc_lengths, budget)
+        kept_query, kept_docs = self._pair_lengths(len(query_ids), doc_lengths)
         ids: list[list[int]] = []
         type_ids: list[list[int]] = []
         for document, q_len, d_len in zip(documents, kept_query.tolist(), kept_docs.tolist(), strict=True):
@@ -116,10 +141,22 @@ class CrossEncoderFamily(Family):
             content_tokens=int(kept_query.sum() + kept_docs.sum()),
         )
 
-    def _prepare_chunked(self, query_ids: list[int], documents: list[list[int]], options: ScoreOptions) -> Prepared:
-        """Each document as overlapping windows next to the (at most half-budget) query."""
+    def _pair_lengths(self, query_len: int, doc_lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Kept (query, document) lengths under the model's truncation rule."""
         budget = self.max_length - self.template.num_special
-        query = query_ids[: max(1, budget // 2)]
+        if self.query_cap is not None:
+            return query_capped_lengths(query_len, doc_lengths, budget, self.query_cap)
+        return longest_first_lengths(query_len, doc_lengths, budget)
+
+    def _prepare_chunked(self, query_ids: list[int], documents: list[list[int]], options: ScoreOptions) -> Prepared:
+        """Each document as overlapping windows next to the query.
+
+        The query keeps what the model's truncation rule would let it keep next to a long
+        document (`query_max_length` under `only_second`, half the budget under `longest_first`);
+        the windows fill the rest.
+        """
+        budget = self.max_length - self.template.num_special
+        query = query_ids[: self.query_cap or max(1, budget // 2)]
         window = budget - len(query)
         if options.max_tokens_per_doc is not None:
             window = min(window, options.max_tokens_per_doc)

@@ -190,3 +190,18 @@ def longest_first_lengths(first_len: int, second_lens: np.ndarray, budget: int) 
     kept_first = np.where(swapped, new_longer, new_shorter)
     kept_second = np.where(swapped, new_shorter, new_longer)
     return np.where(over, kept_first, first), np.where(over, kept_second, second)
+
+
+def query_capped_lengths(
+    first_len: int, second_lens: np.ndarray, budget: int, first_cap: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Kept lengths of (query, document) the way FlagEmbedding's `FlagReranker` truncates.
+
+    The query is cut to `first_cap` tokens on its own; the document then takes what is left of
+    the budget (`only_second`): a long query can never starve the document below
+    `budget - first_cap` tokens, unlike `longest_first`, which halves the budget between them.
+    """
+    second = second_lens.astype(np.int64)
+    kept_first = min(first_len, first_cap)
+    room = max(budget - kept_first, 0)
+    return np.full_like(second, kept_first), np.minimum(second, room)

@@ -1,0 +1,257 @@
+"""Small random-weight sequence-classification checkpoints of each cross-encoder architecture.
+
+Each is the real `transformers` architecture of a catalogued reranker (XLM-RoBERTa for the BAAI
+rerankers, BERT for the ms-marco MiniLMs, DeBERTa-v2 for mxbai-rerank-v1, ModernBERT for
+gte-reranker-modernbert) with 2 layers, a small hidden size and a fixed seed, and a tokenizer
+laid out like the published one: the real XLM-R vocabulary from `../shared/data`, the real BERT
+vocabulary from the MiniLM package, and for DeBERTa-v3 (SentencePiece Unigram) and ModernBERT
+(byte-level BPE) a small tokenizer trained here on TREC passages with the architecture's own
+`[CLS] A [SEP] B [SEP]` post-processor.
+
+Weights are drawn with a wide initializer (`init_std`, not the usual 0.02, under which a tiny
+random encoder maps every text to nearly the same vector) and the classifier with `head_std`,
+so that logits spread over a few units: no near-ties that would make a ranking comparison
+meaningless, no saturated sigmoids that would hide a wrong input.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+
+# A real checkpoint's tokenizer_config.json carries these; rerankd reads pad_token and model_max_length.
+_XLMR_SPECIALS = {
+    "bos_token": "<s>",
+    "eos_token": "</s>",
+    "sep_token": "</s>",
+    "cls_token": "<s>",
+    "unk_token": "<unk>",
+    "pad_token": "<pad>",
+    "mask_token": "<mask>",
+}
+_BERT_SPECIALS = {
+    "cls_token": "[CLS]",
+    "sep_token": "[SEP]",
+    "unk_token": "[UNK]",
+    "pad_token": "[PAD]",
+    "mask_token": "[MASK]",
+}
+
+
+def _write_tokenizer_config(target: Path, tokenizer_class: str, max_length: int, specials: dict, **extra) -> None:
+    config = {"tokenizer_class": tokenizer_class, "model_max_length": max_length, **specials, **extra}
+    (target / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+
+
+def _scale_head(linear: torch.nn.Linear, std: float) -> None:
+    with torch.no_grad():
+        linear.weight.normal_(0.0, std)
+        linear.bias.fill_(0.1)
+
+
+def _save(model: torch.nn.Module, target: Path, extra_config: dict | None = None) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(target))
+    if extra_config:
+        path = target / "config.json"
+        config = json.loads(path.read_text())
+        config.update(extra_config)
+        path.write_text(json.dumps(config, indent=2))
+
+
+def build_xlmr_cross_encoder(
+    target: Path, tokenizer_json: Path, *, seed: int = 0, init_std: float = 0.6, head_std: float = 0.5
+) -> Path:
+    """XLMRobertaForSequenceClassification laid out like BAAI/bge-reranker-v2-m3 (8192 tokens)."""
+    from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
+
+    config = XLMRobertaConfig(
+        vocab_size=250002,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=8194,
+        type_vocab_size=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        num_labels=1,
+        initializer_range=init_std,
+        architectures=["XLMRobertaForSequenceClassification"],
+    )
+    torch.manual_seed(seed)
+    model = XLMRobertaForSequenceClassification(config).eval()
+    _scale_head(model.classifier.out_proj, head_std)
+    _save(model, target)
+    shutil.copy(tokenizer_json, target / "tokenizer.json")
+    _write_tokenizer_config(target, "XLMRobertaTokenizer", 8192, _XLMR_SPECIALS)
+    return target
+
+
+def build_bert_cross_encoder(
+    target: Path, minilm_dir: Path, *, seed: int = 0, init_std: float = 0.3, head_std: float = 0.5
+) -> Path:
+    """BertForSequenceClassification with the MiniLM vocabulary, like cross-encoder/ms-marco-MiniLM.
+
+    The published ms-marco cross-encoders name an Identity activation in their config (their
+    scores are logits); so does this one, so the test covers that path of the activation rule.
+    """
+    from transformers import BertConfig, BertForSequenceClassification
+
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=512,
+        type_vocab_size=2,
+        pad_token_id=0,
+        num_labels=1,
+        initializer_range=init_std,
+        architectures=["BertForSequenceClassification"],
+    )
+    torch.manual_seed(seed)
+    model = BertForSequenceClassification(config).eval()
+    _scale_head(model.classifier, head_std)
+    _save(model, target, {"sbert_ce_default_activation_function": "torch.nn.modules.linear.Identity"})
+    for name in ("tokenizer.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(minilm_dir / name, target / name)
+    _write_tokenizer_config(target, "BertTokenizer", 512, _BERT_SPECIALS, do_lower_case=True)
+    return target
+
+
+def _train_texts(texts: Iterable[str]) -> list[str]:
+    return [text for text in texts if text.strip()]
+
+
+def build_deberta_tokenizer(texts: Iterable[str], vocab_size: int = 2000):
+    """A SentencePiece-style Unigram tokenizer with DeBERTa-v3's specials and pair template."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    tokenizer = Tokenizer(models.Unigram())
+    tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace("``", '"')])
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    trainer = trainers.UnigramTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"],
+        unk_token="[UNK]",
+    )
+    tokenizer.train_from_iterator(_train_texts(texts), trainer=trainer)
+    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS]:0 $A:0 [SEP]:0",
+        pair="[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
+    return tokenizer
+
+
+def build_deberta_cross_encoder(
+    target: Path, texts: Iterable[str], *, seed: int = 0, init_std: float = 0.3, head_std: float = 0.4
+) -> Path:
+    """DebertaV2ForSequenceClassification laid out like mixedbread-ai/mxbai-rerank-base-v1 (DeBERTa-v3)."""
+    from transformers import DebertaV2Config, DebertaV2ForSequenceClassification
+
+    tokenizer = build_deberta_tokenizer(texts)
+    config = DebertaV2Config(
+        vocab_size=tokenizer.get_vocab_size(),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        type_vocab_size=0,
+        relative_attention=True,
+        position_buckets=256,
+        max_relative_positions=-1,
+        pos_att_type=["p2c", "c2p"],
+        norm_rel_ebd="layer_norm",
+        share_att_key=True,
+        position_biased_input=False,
+        pooler_hidden_size=32,
+        pad_token_id=0,
+        num_labels=1,
+        initializer_range=init_std,
+        architectures=["DebertaV2ForSequenceClassification"],
+    )
+    torch.manual_seed(seed)
+    model = DebertaV2ForSequenceClassification(config).eval()
+    _scale_head(model.classifier, head_std)
+    _save(model, target)
+    tokenizer.save(str(target / "tokenizer.json"))
+    specials = {"bos_token": "[CLS]", "eos_token": "[SEP]", **_BERT_SPECIALS}
+    _write_tokenizer_config(target, "DebertaV2Tokenizer", 512, specials)
+    return target
+
+
+def build_modernbert_tokenizer(texts: Iterable[str], vocab_size: int = 1500):
+    """A byte-level BPE tokenizer with ModernBERT's specials and `[CLS] A [SEP] B [SEP]` template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tokenizer.train_from_iterator(_train_texts(texts), trainer=trainer)
+    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS]:0 $A:0 [SEP]:0",
+        pair="[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
+    return tokenizer
+
+
+def build_modernbert_cross_encoder(
+    target: Path, texts: Iterable[str], *, seed: int = 0, init_std: float = 0.3, head_std: float = 0.5
+) -> Path:
+    """ModernBertForSequenceClassification laid out like Alibaba-NLP/gte-reranker-modernbert-base."""
+    from transformers import ModernBertConfig, ModernBertForSequenceClassification
+
+    tokenizer = build_modernbert_tokenizer(texts)
+    ids = {name: tokenizer.token_to_id(f"[{name.upper()}]") for name in ("cls", "sep", "pad", "unk", "mask")}
+    config = ModernBertConfig(
+        vocab_size=tokenizer.get_vocab_size(),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=8192,
+        global_attn_every_n_layers=2,
+        local_attention=16,
+        classifier_pooling="mean",
+        pad_token_id=ids["pad"],
+        cls_token_id=ids["cls"],
+        sep_token_id=ids["sep"],
+        bos_token_id=ids["cls"],
+        eos_token_id=ids["sep"],
+        num_labels=1,
+        reference_compile=False,
+        initializer_range=init_std,
+        architectures=["ModernBertForSequenceClassification"],
+    )
+    torch.manual_seed(seed)
+    model = ModernBertForSequenceClassification(config).eval()
+    _scale_head(model.classifier, head_std)
+    _save(model, target)
+    tokenizer.save(str(target / "tokenizer.json"))
+    _write_tokenizer_config(target, "PreTrainedTokenizerFast", 8192, _BERT_SPECIALS)
+    return target
+
+
+def write_config_only(target: Path, config: dict) -> Path:
+    """A directory whose config.json alone decides how it is detected (no weights needed to fail)."""
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "config.json").write_text(json.dumps(config, indent=2))
+    return target
