@@ -205,7 +205,7 @@ class Scheduler:
             if type_ids is not None:
                 types = job.prepared.type_ids
                 type_ids.extend(types[u] for u in units)  # type: ignore[index]
-        with torch.inference_mode():
+        with torch.inference_mode(), self.family.placement.autocast():
             inputs = self.family.collate(ids, type_ids)
             outputs = self.family.forward(inputs)
         if isinstance(outputs, list):

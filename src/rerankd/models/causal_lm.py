@@ -81,6 +81,10 @@ def _uses_sliding_window(config: dict) -> bool:
 
 class CausalLMFamily(Family):
     kind = "causal-lm"
+    # The prefix KV cache is keyed by token ids only: a prefix computed under one adapter
+    # would be served to another (or to the base). Until the key carries the active adapter,
+    # LoRA adapters are refused for this family with that reason.
+    supports_adapters = False
 
     def __init__(self, spec: ModelSpec, placement: Placement, model_dir: Path) -> None:
         super().__init__(spec, placement)
