@@ -24,10 +24,10 @@ from rerankd.bench.measure import ModeResult, Target
 from rerankd.bench.server import RunningServer
 from rerankd.engine.pipeline import Engine
 from rerankd.engine.request import Item, ScoreRequest
-from rerankd.engine.scheduler import SchedulerConfig
+from rerankd.engine.scheduler import SchedulerConfig, default_batch_tokens
 from rerankd.models.hf import read_config
 from rerankd.registry.registry import ModelRegistry, RegistrySettings
-from rerankd.runtime import resolve_device, resolve_dtype
+from rerankd.runtime import Placement, resolve_device, resolve_placement
 
 
 @dataclass
@@ -77,10 +77,11 @@ def _requests(queries: list[BenchQuery], count: int) -> list[BenchQuery]:
     return [queries[i % len(queries)] for i in range(count)]
 
 
-def _machine(device: torch.device, dtype: torch.dtype) -> dict:
+def _machine(placement: Placement) -> dict:
+    device = placement.device
     info = {
         "device": str(device),
-        "dtype": str(dtype).removeprefix("torch."),
+        "dtype": placement.dtype_name,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
@@ -238,8 +239,10 @@ async def _http_mode(server: RunningServer, config: BenchConfig, concurrency: in
 
 def _http_modes(config: BenchConfig, model_config: dict, workdir: Path) -> list[ModeResult]:
     args = ["--model", f"{config.model_name}={config.model_source}", "--device", config.device]
-    args += ["--dtype", config.dtype, "--max-batch-tokens", str(config.scheduler.max_batch_tokens)]
-    args += ["--max-batch-size", str(config.scheduler.max_batch_size), "--log-level", "warning"]
+    args += ["--dtype", config.dtype, "--max-batch-size", str(config.scheduler.max_batch_size)]
+    args += ["--log-level", "warning"]
+    if config.scheduler.max_batch_tokens:
+        args += ["--max-batch-tokens", str(config.scheduler.max_batch_tokens)]
     if config.threads:
         args += ["--threads", str(config.threads)]
     server = RunningServer(args, log_path=workdir / "server.log").wait_ready()
@@ -311,7 +314,7 @@ def run_bench(config: BenchConfig) -> BenchReport:
     model_dir = resolve_source(config.model_source, allow_download=False)
     model_config = read_config(model_dir)
     device = resolve_device(config.device)
-    machine = _machine(device, resolve_dtype(config.dtype, device))
+    machine = _machine(resolve_placement(config.dtype, device))
     results, scale, tokens_by_query = asyncio.run(_engine_modes(config, model_config))
     if config.baseline:
         results.append(_baseline_mode(config, model_dir, tokens_by_query, model_config))
@@ -324,7 +327,7 @@ def run_bench(config: BenchConfig) -> BenchReport:
         "requests_per_mode": config.requests,
         "documents_per_request": len(config.queries[0].documents),
         "concurrencies": config.concurrencies,
-        "max_batch_tokens": config.scheduler.max_batch_tokens,
+        "max_batch_tokens": config.scheduler.max_batch_tokens or default_batch_tokens(device),
         "max_batch_size": config.scheduler.max_batch_size,
     }
     return BenchReport(machine, settings, results, scale, _targets(results, scale, machine))

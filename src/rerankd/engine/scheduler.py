@@ -33,11 +33,22 @@ from rerankd.models.base import Family, Prepared
 log = logging.getLogger(__name__)
 
 
+# Padded tokens per batch when not configured. On CPUs small batches win: activations stay in
+# cache and length buckets stay tight (MiniLM-L6 on 2 cores: 1,024 tokens ran 100-document
+# requests 1.3x faster than 4,096 and 1.8x faster than 8,192). GPUs need large batches to fill.
+CPU_BATCH_TOKENS = 1024
+ACCELERATOR_BATCH_TOKENS = 32768
+
+
+def default_batch_tokens(device: torch.device) -> int:
+    return CPU_BATCH_TOKENS if device.type == "cpu" else ACCELERATOR_BATCH_TOKENS
+
+
 @dataclass(frozen=True)
 class SchedulerConfig:
-    """Batching limits; `rerankd serve` exposes them as flags."""
+    """Batching limits; `rerankd serve` exposes them as flags (None: the device's default)."""
 
-    max_batch_tokens: int = 8192
+    max_batch_tokens: int | None = None
     max_batch_size: int = 256
     max_inflight_batches: int = 2
     fair_share_batches: int = 4
@@ -114,6 +125,7 @@ class Scheduler:
     def __init__(self, family: Family, executor: Executor, config: SchedulerConfig | None = None) -> None:
         self.family = family
         self.config = config or SchedulerConfig()
+        self.max_batch_tokens = self.config.max_batch_tokens or default_batch_tokens(family.placement.device)
         self._executor = executor
         self._waiting: deque[_Job] = deque()
         self._queued_units = 0
@@ -170,7 +182,7 @@ class Scheduler:
             return None
         anchor = self._waiting[0]
         width = anchor.head_length
-        capacity = max(1, min(self.config.max_batch_size, self.config.max_batch_tokens // max(width, 1)))
+        capacity = max(1, min(self.config.max_batch_size, self.max_batch_tokens // max(width, 1)))
         parts = [(anchor, anchor.take(capacity))]
         room = capacity - len(parts[0][1])
         for job in list(self._waiting)[1:]:
@@ -205,7 +217,7 @@ class Scheduler:
             if type_ids is not None:
                 types = job.prepared.type_ids
                 type_ids.extend(types[u] for u in units)  # type: ignore[index]
-        with torch.inference_mode(), self.family.placement.autocast():
+        with torch.inference_mode():
             inputs = self.family.collate(ids, type_ids)
             outputs = self.family.forward(inputs)
         if isinstance(outputs, list):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from rerankd.models.base import Family, Prepared
 from rerankd.models.catalog import ModelSpec
 from rerankd.runtime import Placement
@@ -11,6 +13,15 @@ from rerankd.runtime import Placement
 
 def build_family(spec: ModelSpec, placement: Placement, model_dir: Path) -> Family:
     """Load the network and tokenizer of `spec` from `model_dir` into its family class."""
+    family = _construct(spec, placement, model_dir)
+    if placement.feed_forward_dtype is not None and isinstance(family.network, torch.nn.Module):
+        from rerankd.models.precision import half_feed_forward
+
+        half_feed_forward(family.network, placement.feed_forward_dtype)
+    return family
+
+
+def _construct(spec: ModelSpec, placement: Placement, model_dir: Path) -> Family:
     if spec.family == "cross-encoder":
         from rerankd.models.cross_encoder import CrossEncoderFamily
 

@@ -17,7 +17,7 @@ from rerankd.models.catalog import ModelSpec, detect_spec
 from rerankd.models.lora import LoraAdapter, LoraHost
 from rerankd.registry.budget import estimate_weight_bytes
 from rerankd.registry.sources import resolve_source
-from rerankd.runtime import Placement, resolve_device, resolve_dtype
+from rerankd.runtime import Placement, resolve_device, resolve_placement
 
 _keys = itertools.count(1)
 
@@ -57,7 +57,7 @@ def locate(
     directory = resolve_source(source, allow_download=allow_download, revision=revision)
     spec = spec or detect_spec(name, source, directory)
     placement_device = resolve_device(device)
-    placement = Placement(placement_device, resolve_dtype(dtype, placement_device, spec.dtype))
+    placement = resolve_placement(dtype, placement_device, spec.dtype)
     return Located(directory, spec, placement, estimate_weight_bytes(directory, placement.dtype))
 
 
