@@ -239,7 +239,7 @@ def _bench(args: argparse.Namespace) -> int:
     queries = load_queries(data_path, args.documents)
     concurrencies = [int(c) for c in args.concurrency.split(",") if c]
     if args.quick:
-        requests, concurrencies, scale, warmup = args.requests or 4, [1, 8], (50, 500), 1
+        requests, concurrencies, scale, warmup = args.requests or 4, [1, 8], (20, 200), 1
     else:
         requests, scale, warmup = args.requests or len(queries), (100, 1000), 2
     config = BenchConfig(

@@ -77,6 +77,7 @@ def write_plot(report: BenchReport, path: Path) -> Path | None:
     left.set(xlabel="concurrent clients", ylabel="pairs / s", title="Throughput")
     right.set(xlabel="concurrent clients", ylabel="ms per 100-document request", title="Latency")
     for axis in (left, right):
+        axis.set_ylim(bottom=0)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     machine = report.machine

@@ -79,13 +79,24 @@ def _output_buffer(outputs: np.ndarray | list[np.ndarray], n_units: int) -> np.n
 class _Job:
     """One request's units while they wait, run and come back."""
 
-    __slots__ = ("anchored", "cursor", "future", "order", "outputs", "prepared", "remaining", "sorted_lengths")
+    __slots__ = (
+        "anchored",
+        "costs",
+        "cursor",
+        "future",
+        "order",
+        "outputs",
+        "prepared",
+        "remaining",
+        "sorted_lengths",
+    )
 
     def __init__(self, prepared: Prepared, future: asyncio.Future) -> None:
         self.prepared = prepared
         self.future = future
-        self.order = np.argsort(-prepared.lengths, kind="stable")
-        self.sorted_lengths = prepared.lengths[self.order]
+        self.costs = prepared.lengths if prepared.cost_lengths is None else prepared.cost_lengths
+        self.order = np.argsort(-self.costs, kind="stable")
+        self.sorted_lengths = self.costs[self.order]
         self.cursor = 0
         self.remaining = prepared.n_units
         self.outputs: np.ndarray | list | None = None
@@ -204,7 +215,7 @@ class Scheduler:
         self.stats.batches += 1
         self.stats.units += taken
         self.stats.padded_tokens += taken * width
-        self.stats.real_tokens += int(sum(job.prepared.lengths[units].sum() for job, units in parts))
+        self.stats.real_tokens += int(sum(job.costs[units].sum() for job, units in parts))
         return _Batch(parts, width)
 
     def _execute(self, batch: _Batch) -> np.ndarray | list[np.ndarray]:

@@ -43,6 +43,9 @@ class Prepared:
     unit_item: np.ndarray | None = None
     # Leading units that encode the query (bi-encoders and late interaction), not an item.
     n_query_units: int = 0
+    # Tokens each unit costs the network when that is less than its length (a prompt prefix
+    # that a batch computes once); the scheduler budgets and sorts by it. None: `lengths`.
+    cost_lengths: np.ndarray | None = None
     # Units of requests with different keys never share a batch (e.g. a shared prompt prefix
     # whose KV cache a batch reuses); None mixes freely with other None-keyed requests.
     batch_key: object = None

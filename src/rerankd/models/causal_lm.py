@@ -127,10 +127,13 @@ class CausalLMFamily(Family):
             doc_tokens = int(np.minimum(lengths, parts.budget).sum())
         self.check_truncation(options, truncated)
         shared_by_all = self.prefix_reuse and len(ids) >= 2
+        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
         return Prepared(
             ids=ids,
             type_ids=None,
-            lengths=np.fromiter(map(len, ids), dtype=np.int64, count=len(ids)),
+            lengths=lengths,
+            # With reuse a batch runs the shared prefix once (then from cache): budget the rest.
+            cost_lengths=np.maximum(lengths - len(parts.shared), 1) if shared_by_all else None,
             n_items=len(texts),
             truncated=truncated,
             content_tokens=doc_tokens + parts.query_tokens * len(ids),
