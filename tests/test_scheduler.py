@@ -123,3 +123,20 @@ def _options(**kwargs):
     from rerankd.engine.request import ScoreOptions
 
     return ScoreOptions(**kwargs)
+
+
+async def test_ten_thousand_item_request_is_answered_whole(minilm_cross_encoder_dir):
+    engine = await make_engine(minilm_cross_encoder_dir)
+    try:
+        documents = [f"passage {i} about fleas and {i % 97} other things" for i in range(10_000)]
+        result = await engine.score(request("how long do fleas live", documents, options=_options(top_k=10_000)))
+        assert len(result.entries) == 10_000
+        assert sorted(e.index for e in result.entries) == list(range(10_000))
+        scores = [e.score for e in result.entries]
+        assert scores == sorted(scores, reverse=True)
+        scheduler = engine.registry.entry("m").current.scheduler
+        assert scheduler.stats.batches >= 10_000 // scheduler.config.max_batch_size
+        solo = by_index(await engine.score(request("how long do fleas live", documents[:50])))
+        assert np.abs(by_index(result)[:50] - solo).max() <= 1e-5
+    finally:
+        await close(engine)
