@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from support.data import TREC_DL_2019
 
 from rerankd.bench.data import BenchQuery, load_queries
 from rerankd.bench.flops import encoder_flops
@@ -19,7 +20,7 @@ from rerankd.bench.flops import encoder_flops
 @pytest.fixture(scope="module")
 def quick_report(tmp_path_factory, trec, minilm_cross_encoder_dir):
     out = tmp_path_factory.mktemp("bench")
-    command = [sys.executable, "-m", "rerankd.cli", "bench", "--quick", "--out", str(out)]
+    command = [sys.executable, "-m", "rerankd.cli", "bench", "--quick", "--out", str(out), "--data", str(TREC_DL_2019)]
     completed = subprocess.run(
         [*command, "--model", f"minilm={minilm_cross_encoder_dir}"],
         capture_output=True,

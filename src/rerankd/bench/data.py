@@ -19,6 +19,8 @@ def default_data_path() -> Path | None:
     candidates = []
     if os.environ.get("RERANKD_BENCH_DATA"):
         candidates.append(Path(os.environ["RERANKD_BENCH_DATA"]))
+    if os.environ.get("RERANKD_SHARED_DATA"):
+        candidates.append(Path(os.environ["RERANKD_SHARED_DATA"]) / "trec-dl-2019" / "retrieve_results_dl19.json")
     relative = Path("shared/data/trec-dl-2019/retrieve_results_dl19.json")
     candidates.append(Path.cwd().parent / relative)
     candidates.append(Path(__file__).resolve().parents[4] / relative)
