@@ -109,6 +109,8 @@ def test_every_route_chooses_the_adapter(lora_server, references, adapters):
         client.load_adapter("m", "alpha", str(adapters["alpha"][0]))
         via_option = score(client, "m", lora_id="alpha")
         assert np.abs(via_option - references["alpha"]).max() <= 1e-4
+        via_sie_name = score(client, "m", lora="alpha")  # sie-sdk's own option name
+        assert np.abs(via_sie_name - references["alpha"]).max() <= 1e-4
     cohere = httpx.post(
         f"{url}/v1/rerank", timeout=TIMEOUT, json={"model": "m:alpha", "query": QUERY, "documents": DOCUMENTS}
     ).json()
@@ -138,6 +140,10 @@ def test_adapter_errors_name_the_field(lora_server, adapters):
     response = httpx.post(f"{url}/v1/score/m:alpha", timeout=TIMEOUT, json={**body, "options": {"lora_id": "beta"}})
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "options.lora_id"
+    both = {"lora_id": "alpha", "lora": "beta"}
+    response = httpx.post(f"{url}/v1/score/m", timeout=TIMEOUT, json={**body, "options": both})
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "options.lora"
     response = httpx.put(
         f"{url}/v1/models/m/adapters/bad%20name", timeout=TIMEOUT, json={"source": str(adapters["alpha"][0])}
     )

@@ -310,6 +310,7 @@ def test_chunked_cost_grows_linearly_with_windows(encoder_server, trec):
     assert all(step > 0 for step in steps)
     assert len(set(steps.tolist())) == 1  # every extra full window costs the same (query + window + specials)
     assert usage[0]["pairs"] == 1
+    assert [u["chunks"] for u in usage] == [1, 2, 3, 4]
 
 
 # -------------------------------------------------------------------------------- instructions

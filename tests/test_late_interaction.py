@@ -208,7 +208,7 @@ def test_pylate_layout_scores_like_the_stanford_layout(colbert_dirs, references,
     )
     query, documents = trec[5].query, trec[5].documents[:12]
     prepared = family.prepare(query, documents, None, ScoreOptions())
-    outputs = [row.numpy() for row in family.forward(family.collate(prepared.ids, prepared.type_ids))]
+    outputs = [row.numpy() for row in family.forward(family.collate(prepared.ids, prepared.token_tags))]
     got = family.scores(prepared, outputs, raw=False)
     assert np.abs(got - references[ANSWERAI].score(query, documents)).max() <= 1e-4
 

@@ -54,8 +54,10 @@ def test_lazy_model_is_registered_but_not_loaded(lru_server):
     assert listed["b"]["state"] == "available"
     assert listed["b"]["lazy"] is True
     assert listed["b"]["memory_bytes"] == 0
-    ready = httpx.get(f"{lru_server.url}/readyz", timeout=TIMEOUT)
-    assert ready.status_code == 200  # lazy models do not hold readiness back
+    for route in ("/readyz", "/health"):  # `/health` is TEI's name for it
+        ready = httpx.get(f"{lru_server.url}{route}", timeout=TIMEOUT)
+        assert ready.status_code == 200  # lazy models do not hold readiness back
+        assert ready.json()["models"] == {"a": "loaded", "b": "available"}
 
 
 def test_alternating_requests_evict_and_reload_with_correct_scores(lru_server, references):

@@ -9,6 +9,7 @@ import pytest
 from support.data import XLMR_TOKENIZER
 from tokenizers import Tokenizer
 
+from rerankd.models.base import right_pad
 from rerankd.models.tokenization import (
     encode_texts,
     load_tokenizer,
@@ -86,3 +87,11 @@ def test_padding_and_truncation_in_tokenizer_json_are_ignored(minilm_bi_encoder_
     loaded = load_tokenizer(minilm_bi_encoder_dir)
     assert encode_texts(loaded.tokenizer, ["hello"]) == [[7592]]
     assert len(encode_texts(loaded.tokenizer, ["word " * 300])[0]) == 300
+
+
+def test_right_pad_keeps_every_row_and_pads_after_it():
+    rows = [[5, 6, 7], [8], [9, 10, 11, 12], [13, 14]]
+    matrix, mask = right_pad(rows, fill=-1)
+    assert matrix.tolist() == [[5, 6, 7, -1], [8, -1, -1, -1], [9, 10, 11, 12], [13, 14, -1, -1]]
+    assert mask.sum(axis=1).tolist() == [3, 1, 4, 2]
+    assert matrix.dtype == np.int64

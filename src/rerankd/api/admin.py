@@ -132,4 +132,5 @@ routes = [
     Route("/v1/models/{name:path}", delete_model, methods=["DELETE"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
+    Route("/health", readyz, methods=["GET"]),  # TEI's name: 200 once the server can score
 ]

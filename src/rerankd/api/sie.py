@@ -23,11 +23,21 @@ from rerankd.api.fields import (
     require,
     require_object,
 )
-from rerankd.engine.request import ScoreOptions, ScoreRequest, ScoreResult
+from rerankd.engine.request import InvalidRequest, ScoreOptions, ScoreRequest, ScoreResult
 
 _BODY_FIELDS = {"query", "items", "instruction", "options"}
 # `profile` is how sie-sdk names server-side presets; rerankd has one profile per model.
-_OPTION_FIELDS = {"top_k", "raw_scores", "lora_id", "max_tokens_per_doc", "max_chunks_per_doc", "profile"}
+# `lora` is sie-sdk's own name for the adapter option; `lora_id` is rerankd's.
+_OPTION_FIELDS = {"top_k", "raw_scores", "lora_id", "lora", "max_tokens_per_doc", "max_chunks_per_doc", "profile"}
+
+
+def _adapter_option(options: dict) -> str | None:
+    """`options.lora_id`, or sie-sdk's `options.lora`; both at once must agree."""
+    lora_id = get_str(options, "lora_id", "options.lora_id")
+    lora = get_str(options, "lora", "options.lora")
+    if lora_id is not None and lora is not None and lora_id != lora:
+        raise InvalidRequest("options.lora and options.lora_id name different adapters", param="options.lora")
+    return lora_id if lora_id is not None else lora
 
 
 def parse_options(value: object) -> ScoreOptions:
@@ -40,7 +50,7 @@ def parse_options(value: object) -> ScoreOptions:
         raw_scores=get_bool(options, "raw_scores", "options.raw_scores"),
         max_tokens_per_doc=get_positive_int(options, "max_tokens_per_doc", "options.max_tokens_per_doc"),
         max_chunks_per_doc=get_positive_int(options, "max_chunks_per_doc", "options.max_chunks_per_doc"),
-        adapter=get_str(options, "lora_id", "options.lora_id"),
+        adapter=_adapter_option(options),
     )
 
 
@@ -77,6 +87,7 @@ def render_score_result(result: ScoreResult) -> dict:
             "input_tokens_details": {"content_tokens": result.usage.content_tokens},
             "pairs": result.usage.pairs,
             "truncated_items": result.usage.truncated_items,
+            "chunks": result.usage.chunks,
         },
     }
     if result.query_id is not None:

@@ -221,15 +221,15 @@ class Scheduler:
     def _execute(self, batch: _Batch) -> np.ndarray | list[np.ndarray]:
         """Collate and run one batch; on the compute thread."""
         ids: list[list[int]] = []
-        type_ids: list[list[int]] | None = [] if batch.parts[0][0].prepared.type_ids is not None else None
+        token_tags: list[list[int]] | None = [] if batch.parts[0][0].prepared.token_tags is not None else None
         for job, units in batch.parts:
             rows = job.prepared.ids
             ids.extend(rows[u] for u in units)
-            if type_ids is not None:
-                types = job.prepared.type_ids
-                type_ids.extend(types[u] for u in units)  # type: ignore[index]
+            if token_tags is not None:
+                types = job.prepared.token_tags
+                token_tags.extend(types[u] for u in units)  # type: ignore[index]
         with torch.inference_mode():
-            inputs = self.family.collate(ids, type_ids)
+            inputs = self.family.collate(ids, token_tags)
             outputs = self.family.forward(inputs)
         if isinstance(outputs, list):
             return [row.numpy() for row in outputs]

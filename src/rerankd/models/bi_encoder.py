@@ -83,7 +83,7 @@ class BiEncoderFamily(Family):
         type_ids = [[self.template.type_id] * len(row) for row in ids] if self._type_ids else None
         return Prepared(
             ids=ids,
-            type_ids=type_ids,
+            token_tags=type_ids,
             lengths=kept + self.template.num_special,
             n_items=len(texts),
             truncated=truncated,

@@ -27,7 +27,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from rerankd.engine.request import ScoreOptions
-from rerankd.models.base import Family, Prepared, max_over_units, sigmoid
+from rerankd.models.base import Family, Prepared, max_over_units, right_pad, sigmoid
 from rerankd.models.catalog import ModelSpec
 from rerankd.models.chunking import window_spans
 from rerankd.models.hf import load_network, module_bytes, read_config
@@ -130,7 +130,7 @@ class CausalLMFamily(Family):
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
         return Prepared(
             ids=ids,
-            type_ids=None,
+            token_tags=None,
             lengths=lengths,
             # With reuse a batch runs the shared prefix once (then from cache): budget the rest.
             cost_lengths=np.maximum(lengths - len(parts.shared), 1) if shared_by_all else None,
@@ -165,12 +165,10 @@ class CausalLMFamily(Family):
         return ids, np.asarray(unit_item, dtype=np.int64), truncated, doc_tokens
 
     # -------------------------------------------------------------------------- compute thread
-    def collate(self, ids: list[list[int]], type_ids: list[list[int]] | None) -> dict[str, torch.Tensor]:
+    def collate(self, ids: list[list[int]], token_tags: list[list[int]] | None) -> dict[str, torch.Tensor]:
         """Right-pad the batch; with prefix reuse, split off the leading tokens all rows share."""
-        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-        matrix = np.full((len(ids), int(lengths.max())), self.pad_id, dtype=np.int64)
-        for row, tokens in enumerate(ids):
-            matrix[row, : len(tokens)] = tokens
+        matrix, real = right_pad(ids, self.pad_id)
+        lengths = real.sum(axis=1)
         prefix = 0
         if self.prefix_reuse and len(ids) >= 2:
             with self._lock:

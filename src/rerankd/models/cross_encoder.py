@@ -134,7 +134,7 @@ class CrossEncoderFamily(Family):
         self.check_truncation(options, truncated)
         return Prepared(
             ids=ids,
-            type_ids=type_ids if self._type_ids else None,
+            token_tags=type_ids if self._type_ids else None,
             lengths=kept_query + kept_docs + self.template.num_special,
             n_items=len(texts),
             truncated=truncated,
@@ -173,7 +173,7 @@ class CrossEncoderFamily(Family):
         self.check_truncation(options, truncated)
         return Prepared(
             ids=ids,
-            type_ids=type_ids if self._type_ids else None,
+            token_tags=type_ids if self._type_ids else None,
             lengths=lengths,
             n_items=len(documents),
             truncated=truncated,

@@ -235,7 +235,7 @@ class JinaRerankerFamily(Family):
         self.check_truncation(options, truncated)
         return Prepared(
             ids=ids,
-            type_ids=None,
+            token_tags=None,
             lengths=kept_query + kept_docs + self.template.num_special,
             n_items=len(texts),
             truncated=truncated,
@@ -266,7 +266,7 @@ class JinaRerankerFamily(Family):
         self.check_truncation(options, truncated)
         return Prepared(
             ids=ids,
-            type_ids=None,
+            token_tags=None,
             lengths=lengths,
             n_items=len(documents),
             truncated=truncated,

@@ -38,7 +38,7 @@ import torch
 from transformers import AutoModel
 
 from rerankd.engine.request import ScoreOptions
-from rerankd.models.base import Family, Prepared, max_over_units
+from rerankd.models.base import Family, Prepared, max_over_units, right_pad
 from rerankd.models.catalog import ModelSpec
 from rerankd.models.chunking import plan_chunks
 from rerankd.models.hf import module_bytes, read_config
@@ -46,8 +46,7 @@ from rerankd.models.safetensors_files import load_tensors, tensor_names
 from rerankd.models.tokenization import encode_texts, load_tokenizer, probe_single_template
 from rerankd.runtime import Placement
 
-# Per-token flags carried to `collate` in `Prepared.type_ids` (ColBERT inputs are one segment,
-# so the token-type channel is free): ATTEND = other tokens attend to it (attention mask),
+# Per-token flags carried to `collate` in `Prepared.token_tags`: ATTEND = other tokens attend to it (attention mask),
 # KEEP = its embedding takes part in the MaxSim. Padding added by `collate` has neither.
 ATTEND = 1
 KEEP = 2
@@ -304,7 +303,7 @@ class LateInteractionFamily(Family):
         document_tokens = sum(end - start for doc_spans in spans for start, end in doc_spans)
         return Prepared(
             ids=ids,
-            type_ids=flags,
+            token_tags=flags,
             lengths=lengths,
             n_items=len(texts),
             truncated=truncated,
@@ -313,15 +312,11 @@ class LateInteractionFamily(Family):
             n_query_units=1,
         )
 
-    def collate(self, ids: list[list[int]], type_ids: list[list[int]] | None) -> dict[str, torch.Tensor]:
+    def collate(self, ids: list[list[int]], token_tags: list[list[int]] | None) -> dict[str, torch.Tensor]:
         """Right-pad; the attention mask and the kept positions come from the per-token flags."""
-        assert type_ids is not None
-        width = max(len(row) for row in ids)
-        input_ids = np.full((len(ids), width), self.pad_id, dtype=np.int64)
-        flags = np.zeros((len(ids), width), dtype=np.int64)
-        for row, (tokens, token_flags) in enumerate(zip(ids, type_ids, strict=True)):
-            input_ids[row, : len(tokens)] = tokens
-            flags[row, : len(tokens)] = token_flags
+        assert token_tags is not None
+        input_ids, _ = right_pad(ids, self.pad_id)
+        flags, _ = right_pad(token_tags, 0)
         device = self.placement.device
         batch = {
             "input_ids": torch.from_numpy(input_ids).to(device),
