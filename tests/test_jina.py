@@ -148,6 +148,7 @@ def test_scores_equal_reference_forward_on_trec(jina_server, reference, trec):
             result = client.score(MODEL, query.query, documents)
             cohere = client.rerank(MODEL, query.query, documents)
         got = by_index(result)
+        print(f"\n{MODEL}: {len(documents)} documents, max |Δ| vs reference {np.abs(got - expected).max():.1e}")
         assert np.abs(got - expected).max() <= 1e-4
         assert [e.index for e in result.scores] == list(np.argsort(-expected, kind="stable"))
         assert [r.index for r in cohere.results] == [e.index for e in result.scores]

@@ -159,6 +159,7 @@ def test_maxsim_equals_colbert_reference_on_trec(colbert_server, references, tre
             result = client.score(model, query.query, documents)
             cohere = client.rerank(model, query.query, documents)
         got = by_index(result)
+        print(f"\n{model}: {len(documents)} documents, max |Δ| vs reference {np.abs(got - expected).max():.1e}")
         assert np.abs(got - expected).max() <= 1e-4
         assert [e.index for e in result.scores] == list(np.argsort(-expected, kind="stable"))
         assert [r.index for r in cohere.results] == [e.index for e in result.scores]

@@ -108,6 +108,7 @@ def test_scores_match_reference(llm_server, llm_dirs, trec, name):
             assert np.ptp(expected) > 0.1  # random weights still spread the scores
             raw, _ = served(client, name, query.query, documents, options={"raw_scores": True})
             normalised, _ = served(client, name, query.query, documents)
+            print(f"\n{name}: {len(documents)} documents, max |Δ| vs reference {np.abs(raw - expected).max():.1e}")
             assert np.abs(raw - expected).max() <= TOL
             assert np.abs(normalised - sigmoid(expected)).max() <= TOL
             assert_same_ranking(raw, expected)

@@ -66,6 +66,7 @@ def test_sie_sdk_score_matches_cross_encoder(server, minilm_cross_encoder_dir, t
     for entry in scores:
         got[int(entry["item_id"])] = entry["score"]
     reference = cross_encoder_scores(minilm_cross_encoder_dir, query.query, query.documents)
+    print(f"\nsie-sdk vs CrossEncoder.predict: 100 TREC passages, max |Δ| {np.abs(got - reference).max():.1e}")
     assert np.abs(got - reference).max() <= 1e-3
     assert answer["usage"]["input_tokens"] > 0
     assert [s["item_id"] for s in answer["top"]] == [f"item-{int(s['item_id'])}" for s in scores[:3]]
