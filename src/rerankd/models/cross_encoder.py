@@ -28,6 +28,7 @@ from rerankd.models.base import Family, Prepared, max_over_units, sigmoid
 from rerankd.models.catalog import TRUNCATIONS, ModelSpec
 from rerankd.models.chunking import plan_chunks
 from rerankd.models.hf import accepts_argument, load_network, module_bytes, read_config
+from rerankd.models.pairs import assemble_pairs, assemble_windows
 from rerankd.models.tokenization import (
     encode_texts,
     load_tokenizer,
@@ -124,22 +125,11 @@ class CrossEncoderFamily(Family):
             return self._prepare_chunked(query_ids, documents, options)
         doc_lengths = np.fromiter(map(len, documents), dtype=np.int64, count=len(documents))
         kept_query, kept_docs = self._pair_lengths(len(query_ids), doc_lengths)
-        ids: list[list[int]] = []
-        type_ids: list[list[int]] = []
-        for document, q_len, d_len in zip(documents, kept_query.tolist(), kept_docs.tolist(), strict=True):
-            pair_ids, pair_types = self.template.assemble(query_ids[:q_len], document[:d_len])
-            ids.append(pair_ids)
-            type_ids.append(pair_types)
-        truncated = (kept_docs < doc_lengths) | (kept_query < len(query_ids))
-        self.check_truncation(options, truncated)
-        return Prepared(
-            ids=ids,
-            token_tags=type_ids if self._type_ids else None,
-            lengths=kept_query + kept_docs + self.template.num_special,
-            n_items=len(texts),
-            truncated=truncated,
-            content_tokens=int(kept_query.sum() + kept_docs.sum()),
+        prepared = assemble_pairs(
+            self.template, query_ids, documents, doc_lengths, kept_query, kept_docs, segment_ids=self._type_ids
         )
+        self.check_truncation(options, prepared.truncated)
+        return prepared
 
     def _pair_lengths(self, query_len: int, doc_lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Kept (query, document) lengths under the model's truncation rule."""
@@ -161,25 +151,9 @@ class CrossEncoderFamily(Family):
         if options.max_tokens_per_doc is not None:
             window = min(window, options.max_tokens_per_doc)
         plan = plan_chunks([len(d) for d in documents], window, options.max_chunks_per_doc)
-        ids: list[list[int]] = []
-        type_ids: list[list[int]] = []
-        for document, spans in zip(documents, plan.spans, strict=True):
-            for start, end in spans:
-                pair_ids, pair_types = self.template.assemble(query, document[start:end])
-                ids.append(pair_ids)
-                type_ids.append(pair_types)
-        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-        truncated = plan.truncated | (len(query) < len(query_ids))
-        self.check_truncation(options, truncated)
-        return Prepared(
-            ids=ids,
-            token_tags=type_ids if self._type_ids else None,
-            lengths=lengths,
-            n_items=len(documents),
-            truncated=truncated,
-            content_tokens=int(lengths.sum()) - len(ids) * self.template.num_special,
-            unit_item=plan.unit_item,
-        )
+        prepared = assemble_windows(self.template, query_ids, query, documents, plan, segment_ids=self._type_ids)
+        self.check_truncation(options, prepared.truncated)
+        return prepared
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.network(**inputs).logits.float().cpu()

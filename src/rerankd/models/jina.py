@@ -38,6 +38,7 @@ from rerankd.models.base import Family, Prepared, max_over_units, sigmoid
 from rerankd.models.catalog import ModelSpec
 from rerankd.models.chunking import ChunkPlan
 from rerankd.models.hf import module_bytes, read_config
+from rerankd.models.pairs import assemble_pairs, assemble_windows
 from rerankd.models.safetensors_files import load_tensors
 from rerankd.models.tokenization import (
     encode_texts,
@@ -227,20 +228,11 @@ class JinaRerankerFamily(Family):
         doc_lengths = np.fromiter(map(len, documents), dtype=np.int64, count=len(documents))
         budget = self.max_length - self.template.num_special
         kept_query, kept_docs = longest_first_lengths(len(query_ids), doc_lengths, budget)
-        ids = [
-            self.template.assemble(query_ids[:q_len], document[:d_len])[0]
-            for document, q_len, d_len in zip(documents, kept_query.tolist(), kept_docs.tolist(), strict=True)
-        ]
-        truncated = (kept_docs < doc_lengths) | (kept_query < len(query_ids))
-        self.check_truncation(options, truncated)
-        return Prepared(
-            ids=ids,
-            token_tags=None,
-            lengths=kept_query + kept_docs + self.template.num_special,
-            n_items=len(texts),
-            truncated=truncated,
-            content_tokens=int(kept_query.sum() + kept_docs.sum()),
+        prepared = assemble_pairs(
+            self.template, query_ids, documents, doc_lengths, kept_query, kept_docs, segment_ids=False
         )
+        self.check_truncation(options, prepared.truncated)
+        return prepared
 
     def _prepare_windows(self, query_ids: list[int], documents: list[list[int]], options: ScoreOptions) -> Prepared:
         """`rerank()`: the capped query next to each window of each document."""
@@ -256,23 +248,9 @@ class JinaRerankerFamily(Family):
             spans.append(doc_spans)
             truncated[index] = cut
         plan = ChunkPlan(spans, truncated)
-        ids = [
-            self.template.assemble(query, document[start:end])[0]
-            for document, doc_spans in zip(documents, plan.spans, strict=True)
-            for start, end in doc_spans
-        ]
-        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-        truncated = plan.truncated | (len(query) < len(query_ids))
-        self.check_truncation(options, truncated)
-        return Prepared(
-            ids=ids,
-            token_tags=None,
-            lengths=lengths,
-            n_items=len(documents),
-            truncated=truncated,
-            content_tokens=int(lengths.sum()) - len(ids) * self.template.num_special,
-            unit_item=plan.unit_item,
-        )
+        prepared = assemble_windows(self.template, query_ids, query, documents, plan, segment_ids=False)
+        self.check_truncation(options, prepared.truncated)
+        return prepared
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         inputs = {key: value for key, value in inputs.items() if key != "token_type_ids"}
