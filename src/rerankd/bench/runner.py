@@ -124,6 +124,40 @@ async def _timed_workers(count: int, jobs: list, run_one) -> tuple[list[float], 
     return latencies, time.perf_counter() - start, outputs
 
 
+def _mode_result(
+    mode: str,
+    concurrency: int,
+    jobs: list[BenchQuery],
+    tokens: int,
+    wall: float,
+    latencies: list[float],
+    model_config: dict,
+    *,
+    real_padded: tuple[int, int] | None = None,
+    peak_memory: int | None = None,
+    peak_device_memory: int | None = None,
+) -> ModeResult:
+    """What every mode reports; `real_padded` (real, padded tokens batched) where rerankd batched them."""
+    pairs = sum(len(q.documents) for q in jobs)
+    padding_waste = None
+    if real_padded is not None:
+        real, padded = real_padded
+        padding_waste = 1 - real / padded if padded else 0.0
+    return ModeResult(
+        mode=mode,
+        concurrency=concurrency,
+        requests=len(jobs),
+        pairs=pairs,
+        tokens=tokens,
+        wall_s=wall,
+        latencies_s=latencies,
+        padding_waste=padding_waste,
+        peak_memory_bytes=peak_memory,
+        peak_device_memory_bytes=peak_device_memory,
+        flops=encoder_flops(model_config, tokens, pairs),
+    )
+
+
 def _score_request(name: str, query: BenchQuery) -> ScoreRequest:
     return ScoreRequest(model=name, query=Item(text=query.query), items=[Item(text=d) for d in query.documents])
 
@@ -149,23 +183,18 @@ async def _engine_modes(config: BenchConfig, model_config: dict) -> tuple[list[M
 
             latencies, wall, outputs = await _timed_workers(concurrency, jobs, one)
             tokens_by_query.update(outputs)
-            real = scheduler.stats.real_tokens - before[0]
-            padded = scheduler.stats.padded_tokens - before[1]
-            pairs = sum(len(q.documents) for q in jobs)
-            tokens = sum(tokens for _, tokens in outputs)
             results.append(
-                ModeResult(
-                    mode="engine",
-                    concurrency=concurrency,
-                    requests=len(jobs),
-                    pairs=pairs,
-                    tokens=tokens,
-                    wall_s=wall,
-                    latencies_s=latencies,
-                    padding_waste=1 - real / padded if padded else 0.0,
-                    peak_memory_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                    peak_device_memory_bytes=_device_peak(),
-                    flops=encoder_flops(model_config, tokens, pairs),
+                _mode_result(
+                    "engine",
+                    concurrency,
+                    jobs,
+                    sum(tokens for _, tokens in outputs),
+                    wall,
+                    latencies,
+                    model_config,
+                    real_padded=(scheduler.stats.real_tokens - before[0], scheduler.stats.padded_tokens - before[1]),
+                    peak_memory=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                    peak_device_memory=_device_peak(),
                 )
             )
         scale = await _scale_check(engine, config)
@@ -226,21 +255,16 @@ async def _http_mode(server: RunningServer, config: BenchConfig, concurrency: in
         jobs = _requests(config.queries, config.requests)
         latencies, wall, outputs = await _timed_workers(concurrency, jobs, one)
         after = (await client.get(f"/v1/models/{config.model_name}")).json()["queue"]
-    real = after["real_tokens"] - before["real_tokens"]
-    padded = after["padded_tokens"] - before["padded_tokens"]
-    pairs = sum(len(q.documents) for q in jobs)
-    tokens = sum(outputs)
-    return ModeResult(
-        mode="http",
-        concurrency=concurrency,
-        requests=len(jobs),
-        pairs=pairs,
-        tokens=tokens,
-        wall_s=wall,
-        latencies_s=latencies,
-        padding_waste=1 - real / padded if padded else 0.0,
-        peak_memory_bytes=server.peak_rss_bytes(),
-        flops=encoder_flops(model_config, tokens, pairs),
+    return _mode_result(
+        "http",
+        concurrency,
+        jobs,
+        sum(outputs),
+        wall,
+        latencies,
+        model_config,
+        real_padded=(after["real_tokens"] - before["real_tokens"], after["padded_tokens"] - before["padded_tokens"]),
+        peak_memory=server.peak_rss_bytes(),
     )
 
 
@@ -275,19 +299,16 @@ def _baseline_mode(config: BenchConfig, model_dir: Path, tokens_by_query: dict[s
         check=True,
     )
     data = json.loads(completed.stdout)
-    pairs = sum(len(q.documents) for q in jobs)
-    tokens = sum(tokens_by_query.get(q.query, 0) for q in jobs)
-    return ModeResult(
-        mode="baseline",
-        concurrency=1,
-        requests=len(jobs),
-        pairs=pairs,
-        tokens=tokens,
-        wall_s=data["wall_s"],
-        latencies_s=data["latencies_s"],
-        peak_memory_bytes=data["peak_memory_bytes"],
-        peak_device_memory_bytes=data.get("peak_device_memory_bytes"),
-        flops=encoder_flops(model_config, tokens, pairs),
+    return _mode_result(
+        "baseline",
+        1,
+        jobs,
+        sum(tokens_by_query.get(q.query, 0) for q in jobs),
+        data["wall_s"],
+        data["latencies_s"],
+        model_config,
+        peak_memory=data["peak_memory_bytes"],
+        peak_device_memory=data.get("peak_device_memory_bytes"),
     )
 
 
