@@ -132,7 +132,7 @@ def _train_texts(texts: Iterable[str]) -> list[str]:
 
 def build_deberta_tokenizer(texts: Iterable[str], vocab_size: int = 2000):
     """A SentencePiece-style Unigram tokenizer with DeBERTa-v3's specials and pair template."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
     tokenizer = Tokenizer(models.Unigram())
     tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace("``", '"')])
@@ -144,6 +144,13 @@ def build_deberta_tokenizer(texts: Iterable[str], vocab_size: int = 2000):
         unk_token="[UNK]",
     )
     tokenizer.train_from_iterator(_train_texts(texts), trainer=trainer)
+    return _with_cls_sep_template(tokenizer)
+
+
+def _with_cls_sep_template(tokenizer):
+    """`[CLS] A [SEP]` and `[CLS] A [SEP] B [SEP]` (B in segment 1), as BERT-style tokenizers post-process."""
+    from tokenizers import processors
+
     cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS]:0 $A:0 [SEP]:0",
@@ -193,7 +200,7 @@ def build_deberta_cross_encoder(
 
 def build_modernbert_tokenizer(texts: Iterable[str], vocab_size: int = 1500):
     """A byte-level BPE tokenizer with ModernBERT's specials and `[CLS] A [SEP] B [SEP]` template."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -204,13 +211,7 @@ def build_modernbert_tokenizer(texts: Iterable[str], vocab_size: int = 1500):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tokenizer.train_from_iterator(_train_texts(texts), trainer=trainer)
-    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="[CLS]:0 $A:0 [SEP]:0",
-        pair="[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
-    )
-    return tokenizer
+    return _with_cls_sep_template(tokenizer)
 
 
 def build_modernbert_cross_encoder(
