@@ -140,6 +140,9 @@ def test_adapter_errors_name_the_field(lora_server, adapters):
     response = httpx.post(f"{url}/v1/score/m:alpha", timeout=TIMEOUT, json={**body, "options": {"lora_id": "beta"}})
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "options.lora_id"
+    response = httpx.post(f"{url}/v1/score/m:alpha", timeout=TIMEOUT, json={**body, "options": {"lora": "beta"}})
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "options.lora"  # errors name the field the client sent
     both = {"lora_id": "alpha", "lora": "beta"}
     response = httpx.post(f"{url}/v1/score/m", timeout=TIMEOUT, json={**body, "options": both})
     assert response.status_code == 400

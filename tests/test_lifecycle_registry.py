@@ -87,10 +87,10 @@ async def test_resolve_model_ids(checkpoint_a):
     registry.register("team/m", str(checkpoint_a))
     assert registry.resolve("team/m") == ("team/m", None, "model")
     assert registry.resolve("team/m:x") == ("team/m", "x", "model")
-    assert registry.resolve("team/m", "x") == ("team/m", "x", "options.lora_id")
-    assert registry.resolve("team/m:x", "x") == ("team/m", "x", "options.lora_id")
+    assert registry.resolve("team/m", "x", "options.lora_id") == ("team/m", "x", "options.lora_id")
+    assert registry.resolve("team/m:x", "x", "options.lora_id") == ("team/m", "x", "options.lora_id")
     with pytest.raises(InvalidRequest) as caught:
-        registry.resolve("team/m:x", "y")
+        registry.resolve("team/m:x", "y", "options.lora_id")
     assert caught.value.param == "options.lora_id"
     for unknown in ("nope", "nope:x", "cross-encoder/ms-marco-MiniLM-L-6-v2"):
         with pytest.raises(ModelNotFound):

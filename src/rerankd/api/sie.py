@@ -31,13 +31,15 @@ _BODY_FIELDS = {"query", "items", "instruction", "options"}
 _OPTION_FIELDS = {"top_k", "raw_scores", "lora_id", "lora", "max_tokens_per_doc", "max_chunks_per_doc", "profile"}
 
 
-def _adapter_option(options: dict) -> str | None:
-    """`options.lora_id`, or sie-sdk's `options.lora`; both at once must agree."""
+def _adapter_option(options: dict) -> tuple[str | None, str]:
+    """(adapter, the field that named it): `options.lora_id`, or sie-sdk's `options.lora`; both must agree."""
     lora_id = get_str(options, "lora_id", "options.lora_id")
     lora = get_str(options, "lora", "options.lora")
     if lora_id is not None and lora is not None and lora_id != lora:
         raise InvalidRequest("options.lora and options.lora_id name different adapters", param="options.lora")
-    return lora_id if lora_id is not None else lora
+    if lora_id is None and lora is not None:
+        return lora, "options.lora"
+    return lora_id, "options.lora_id"
 
 
 def parse_options(value: object) -> ScoreOptions:
@@ -45,12 +47,14 @@ def parse_options(value: object) -> ScoreOptions:
         return ScoreOptions()
     options = require_object(value, "options")
     reject_unknown(options, _OPTION_FIELDS, "options")
+    adapter, adapter_param = _adapter_option(options)
     return ScoreOptions(
         top_k=get_positive_int(options, "top_k", "options.top_k"),
         raw_scores=get_bool(options, "raw_scores", "options.raw_scores"),
         max_tokens_per_doc=get_positive_int(options, "max_tokens_per_doc", "options.max_tokens_per_doc"),
         max_chunks_per_doc=get_positive_int(options, "max_chunks_per_doc", "options.max_chunks_per_doc"),
-        adapter=_adapter_option(options),
+        adapter=adapter,
+        adapter_param=adapter_param,
     )
 
 

@@ -28,8 +28,8 @@ class Engine:
 
     async def score(self, request: ScoreRequest) -> ScoreResult:
         loop = asyncio.get_running_loop()
-        # `model:adapter` or `options.lora_id` picks a LoRA adapter: its own scheduler, same family API.
-        async with self.registry.use(request.model, request.options.adapter) as model:
+        # `model:adapter` or the request's adapter option picks a LoRA adapter: its own scheduler, same family API.
+        async with self.registry.use(request.model, request.options.adapter, request.options.adapter_param) as model:
             family = model.family
             texts = [item.text for item in request.items]
             prepared = await loop.run_in_executor(

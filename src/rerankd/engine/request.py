@@ -28,6 +28,8 @@ class ScoreOptions:
     max_tokens_per_doc: int | None = None
     max_chunks_per_doc: int | None = None
     adapter: str | None = None
+    # The request field that named `adapter` (dialects differ), so errors point at it.
+    adapter_param: str = "adapter"
     # False: refuse (413) an item longer than the model's limit instead of cutting it (TEI's default).
     truncate: bool = True
 

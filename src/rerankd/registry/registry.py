@@ -82,10 +82,13 @@ class ModelRegistry:
     def __contains__(self, name: str) -> bool:
         return name in self._entries
 
-    def resolve(self, model_id: str, adapter: str | None = None) -> tuple[str, str | None, str]:
+    def resolve(
+        self, model_id: str, adapter: str | None = None, adapter_param: str = "adapter"
+    ) -> tuple[str, str | None, str]:
         """(model name, adapter or None, request field naming the adapter) for a request's model id.
 
-        `name:adapter` picks an adapter; so does `adapter` (the SIE route's `options.lora_id`).
+        `name:adapter` picks an adapter; so does `adapter`, which the client sent in the request
+        field `adapter_param` (named in errors).
         A catalog id never registered is registered here when `--allow-download` is set.
         """
         name, chosen, param = model_id, None, "model"
@@ -103,10 +106,10 @@ class ModelRegistry:
         if adapter is not None:
             if chosen is not None and chosen != adapter:
                 raise InvalidRequest(
-                    f"options.lora_id '{adapter}' contradicts the adapter '{chosen}' in the model id '{model_id}'",
-                    param="options.lora_id",
+                    f"{adapter_param} '{adapter}' contradicts the adapter '{chosen}' in the model id '{model_id}'",
+                    param=adapter_param,
                 )
-            chosen, param = adapter, "options.lora_id"
+            chosen, param = adapter, adapter_param
         return name, chosen, param
 
     # -------------------------------------------------------------------------- registration
@@ -265,9 +268,11 @@ class ModelRegistry:
 
     # ---------------------------------------------------------------------------------- use
     @asynccontextmanager
-    async def use(self, model_id: str, adapter: str | None = None) -> AsyncIterator[LoadedModel | LoadedAdapter]:
+    async def use(
+        self, model_id: str, adapter: str | None = None, adapter_param: str = "adapter"
+    ) -> AsyncIterator[LoadedModel | LoadedAdapter]:
         """What scores one request (a version, or an adapter on it): loaded first if needed, held until done."""
-        name, adapter, param = self.resolve(model_id, adapter)
+        name, adapter, param = self.resolve(model_id, adapter, adapter_param)
         entry = self._entries[name]
         version = await self._acquire_version(entry)
         try:
