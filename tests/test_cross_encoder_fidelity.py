@@ -198,10 +198,10 @@ def test_only_second_pairs_equal_flag_reranker_inputs(checkpoints, max_length, q
 
     import torch
 
-    from rerankd.engine.request import ScoreOptions
+    from rerankd.core.types import ScoreOptions
     from rerankd.models.catalog import ModelSpec
     from rerankd.models.cross_encoder import CrossEncoderFamily
-    from rerankd.runtime import Placement
+    from rerankd.models.runtime import Placement
 
     spec = ModelSpec(
         name="flag",

@@ -25,7 +25,7 @@ from support.checkpoints import minilm_dir
 from support.colbert_checkpoint import build_colbert
 
 from rerankd import Client
-from rerankd.engine.request import ScoreOptions
+from rerankd.core.types import ScoreOptions
 
 COLBERT_V2 = "colbert-ir/colbertv2.0"
 ANSWERAI = "answerdotai/answerai-colbert-small-v1"
@@ -202,7 +202,7 @@ def test_pylate_layout_scores_like_the_stanford_layout(colbert_dirs, references,
     """answerai-colbert-small-v1 also ships PyLate files: loading only those gives the same scores."""
     from rerankd.models.catalog import lookup
     from rerankd.models.late_interaction import LateInteractionFamily
-    from rerankd.runtime import Placement
+    from rerankd.models.runtime import Placement
 
     family = LateInteractionFamily(
         lookup(ANSWERAI), Placement(torch.device("cpu"), torch.float32), colbert_dirs["pylate-only"]

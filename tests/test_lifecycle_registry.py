@@ -10,17 +10,9 @@ import pytest
 from support.lifecycle import DOCUMENTS, QUERY, seeded_checkpoint
 from support.reference import cross_encoder_scores
 
+from rerankd.core.errors import InvalidRequest, ModelLoadFailed, ModelLoading, ModelNotFound, NoCapacity
+from rerankd.core.types import Item, ScoreOptions, ScoreRequest
 from rerankd.engine.pipeline import Engine
-from rerankd.engine.request import (
-    InvalidRequest,
-    Item,
-    ModelLoadFailed,
-    ModelLoading,
-    ModelNotFound,
-    NoCapacity,
-    ScoreOptions,
-    ScoreRequest,
-)
 from rerankd.registry.budget import estimate_weight_bytes, parse_size
 from rerankd.registry.registry import ModelRegistry, RegistrySettings
 
@@ -87,16 +79,21 @@ async def test_resolve_model_ids(checkpoint_a):
     registry.register("team/m", str(checkpoint_a))
     assert registry.resolve("team/m") == ("team/m", None, "model")
     assert registry.resolve("team/m:x") == ("team/m", "x", "model")
-    assert registry.resolve("team/m", "x", "options.lora_id") == ("team/m", "x", "options.lora_id")
-    assert registry.resolve("team/m:x", "x", "options.lora_id") == ("team/m", "x", "options.lora_id")
+    assert registry.resolve("team/m", "x") == ("team/m", "x", "adapter")
+    assert registry.resolve("team/m:x", "x") == ("team/m", "x", "adapter")
     with pytest.raises(InvalidRequest) as caught:
-        registry.resolve("team/m:x", "y", "options.lora_id")
-    assert caught.value.param == "options.lora_id"
+        registry.resolve("team/m:x", "y")
+    assert caught.value.param == "adapter"
     for unknown in ("nope", "nope:x", "cross-encoder/ms-marco-MiniLM-L-6-v2"):
         with pytest.raises(ModelNotFound):
             registry.resolve(unknown)
     downloads = ModelRegistry(RegistrySettings(allow_download=True))
-    assert downloads.resolve("cross-encoder/ms-marco-MiniLM-L-6-v2")[0] in downloads
+    catalog_id = "cross-encoder/ms-marco-MiniLM-L-6-v2"
+    with pytest.raises(ModelNotFound):  # resolving has no side effects
+        downloads.resolve(catalog_id)
+    assert catalog_id not in downloads
+    assert downloads.register_on_demand(catalog_id) and downloads.resolve(catalog_id)[0] == catalog_id
+    assert not registry.register_on_demand(catalog_id)  # without --allow-download
 
 
 async def test_busy_model_is_never_evicted_and_the_load_waits_for_it(checkpoint_a, checkpoint_b):
@@ -209,7 +206,7 @@ async def test_request_waits_load_timeout_then_gets_model_loading(checkpoint_a):
         with pytest.raises(ModelLoading) as caught:
             async with registry.use("m"):
                 pass
-        assert caught.value.status == 503 and caught.value.retry_after >= 1
+        assert caught.value.code == "MODEL_LOADING" and caught.value.retry_after >= 1
         assert registry.describe("m")["state"] == "loading"  # the load goes on without the request
         await registry.load("m")
         async with registry.use("m") as loaded:

@@ -37,12 +37,12 @@ from support.llm_reference import (
 )
 
 from rerankd import Client
-from rerankd.engine.request import ScoreOptions
+from rerankd.core.types import ScoreOptions
 from rerankd.models import build_family
 from rerankd.models.base import sigmoid
 from rerankd.models.catalog import lookup
 from rerankd.models.prefix_cache import PrefixCache, common_prefix_of_rows
-from rerankd.runtime import Placement
+from rerankd.models.runtime import Placement
 
 GEMMA = "BAAI/bge-reranker-v2-gemma"
 QWEN3 = "Qwen/Qwen3-Reranker-0.6B"

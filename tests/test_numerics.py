@@ -25,11 +25,11 @@ from transformers import (
     XLMRobertaForSequenceClassification,
 )
 
+from rerankd.core.types import Item, ScoreRequest
 from rerankd.engine.pipeline import Engine
-from rerankd.engine.request import Item, ScoreRequest
 from rerankd.models.precision import HalfLinear, half_feed_forward
+from rerankd.models.runtime import resolve_placement
 from rerankd.registry.registry import ModelRegistry, RegistrySettings
-from rerankd.runtime import resolve_placement
 
 SMALL = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 

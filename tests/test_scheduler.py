@@ -7,8 +7,8 @@ import asyncio
 import numpy as np
 import pytest
 
+from rerankd.core.types import Item, ScoreRequest
 from rerankd.engine.pipeline import Engine
-from rerankd.engine.request import Item, ScoreRequest
 from rerankd.engine.scheduler import SchedulerConfig
 from rerankd.registry.registry import ModelRegistry, RegistrySettings
 
@@ -120,7 +120,7 @@ async def test_top_k_and_stable_ties(minilm_cross_encoder_dir):
 
 
 def _options(**kwargs):
-    from rerankd.engine.request import ScoreOptions
+    from rerankd.core.types import ScoreOptions
 
     return ScoreOptions(**kwargs)
 

@@ -4,7 +4,7 @@ Importing the package gives the SDK only (no torch): `Client`, `AsyncClient`, `I
 """
 
 from rerankd.client import APIError, AsyncClient, Client, RerankResult, ScoreResult
-from rerankd.engine.request import Item
+from rerankd.core.types import Item
 
 __version__ = "0.1.0"
 

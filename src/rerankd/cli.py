@@ -156,8 +156,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     from rerankd.api.app import DEFAULT_MODEL, ModelArg, ServerConfig, create_app
     from rerankd.api.common import ApiLimits
+    from rerankd.models.runtime import configure_threads
     from rerankd.registry.registry import RegistrySettings
-    from rerankd.runtime import configure_threads
 
     configure_threads(args.threads)
     lazy = set(args.lazy_models)
@@ -185,10 +185,10 @@ def _score(args: argparse.Namespace) -> int:
     import asyncio
 
     from rerankd.api.app import ModelArg
+    from rerankd.core.types import Item, ScoreOptions, ScoreRequest
     from rerankd.engine.pipeline import Engine
-    from rerankd.engine.request import Item, ScoreOptions, ScoreRequest
+    from rerankd.models.runtime import configure_threads
     from rerankd.registry.registry import ModelRegistry, RegistrySettings
-    from rerankd.runtime import configure_threads
 
     configure_threads(args.threads)
     model = ModelArg.parse(args.model)
@@ -227,7 +227,7 @@ def _bench(args: argparse.Namespace) -> int:
     from rerankd.bench.data import default_data_path, load_queries
     from rerankd.bench.report import table, write_json, write_plot
     from rerankd.bench.runner import BenchConfig, run_bench
-    from rerankd.runtime import configure_threads
+    from rerankd.models.runtime import configure_threads
 
     configure_threads(args.threads)
     logging.basicConfig(level="WARNING")

@@ -24,7 +24,7 @@ from urllib.parse import quote
 import httpx
 import msgpack
 
-from rerankd.engine.request import Item
+from rerankd.core.types import Item
 
 MSGPACK = "application/msgpack"
 # Transient answers worth waiting for: a model still loading, a full queue, no room to load yet.

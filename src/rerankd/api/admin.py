@@ -22,7 +22,7 @@ from starlette.routing import Route
 from rerankd.api.codec import read_body, render, wants_msgpack
 from rerankd.api.common import context
 from rerankd.api.fields import get_str, reject_unknown, require_object
-from rerankd.engine.request import InvalidRequest, ModelNotFound
+from rerankd.core.errors import InvalidRequest, ModelNotFound
 from rerankd.models.catalog import catalog
 
 _MODEL_BODY = {"source", "revision"}

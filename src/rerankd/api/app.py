@@ -16,9 +16,10 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rerankd.api import admin, cohere, sie, tei
-from rerankd.api.common import ApiContext, ApiLimits, ClientGone, error_response
+from rerankd.api.common import ApiContext, ApiLimits, ClientGone
+from rerankd.api.errors import error_response
+from rerankd.core.errors import InternalError, MethodNotAllowed, NotFound, RerankdError, Unauthorized
 from rerankd.engine.pipeline import Engine
-from rerankd.engine.request import RerankdError
 from rerankd.registry.registry import ModelRegistry, RegistrySettings
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ class ApiKeyMiddleware:
             headers = dict(scope["headers"])
             supplied = headers.get(b"authorization", b"").removeprefix(b"Bearer ").strip()
             if not hmac.compare_digest(supplied, self.key):
-                error = RerankdError("missing or wrong API key", code="UNAUTHORIZED", status=401)
+                error = Unauthorized("missing or wrong API key")
                 response = error_response(Request(scope, receive), error)
                 await response(scope, receive, send)
                 return
@@ -81,9 +82,11 @@ async def _rerankd_error(request: Request, error: Exception) -> Response:
 
 async def _http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
-    codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
-    code = codes.get(error.status_code, "HTTP_ERROR")
-    return error_response(request, RerankdError(str(error.detail), code=code, status=error.status_code))
+    if error.status_code == 405:
+        return error_response(request, MethodNotAllowed(str(error.detail)))
+    if error.status_code == 404:
+        return error_response(request, NotFound(str(error.detail)))
+    return await _unexpected(request, error)
 
 
 async def _client_gone(request: Request, error: Exception) -> Response:
@@ -92,7 +95,7 @@ async def _client_gone(request: Request, error: Exception) -> Response:
 
 async def _unexpected(request: Request, error: Exception) -> Response:
     log.exception("unexpected error on %s", request.url.path, exc_info=error)
-    return error_response(request, RerankdError(f"internal error: {type(error).__name__}"))
+    return error_response(request, InternalError(f"internal error: {type(error).__name__}"))
 
 
 async def load_startup_models(ctx: ApiContext, names: list[str]) -> None:

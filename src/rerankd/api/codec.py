@@ -9,7 +9,7 @@ import msgpack
 from starlette.requests import Request
 from starlette.responses import Response
 
-from rerankd.engine.request import MalformedBody, RequestTooLarge, UnsupportedMediaType
+from rerankd.core.errors import MalformedBody, RequestTooLarge, UnsupportedMediaType
 
 MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack", "application/vnd.msgpack")
 # Content types a JSON body may arrive with (curl -d sends form encoding unless told otherwise).

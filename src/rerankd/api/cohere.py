@@ -25,7 +25,8 @@ from rerankd.api.fields import (
     reject_unknown,
     require_object,
 )
-from rerankd.engine.request import InvalidRequest, Item, ScoreOptions, ScoreRequest, ScoreResult
+from rerankd.core.errors import InvalidRequest
+from rerankd.core.types import Item, ScoreOptions, ScoreRequest, ScoreResult
 
 _FIELDS = {
     "model",

@@ -7,11 +7,10 @@ import logging
 from dataclasses import dataclass
 
 from starlette.requests import Request
-from starlette.responses import Response
 
-from rerankd.api.codec import render, wants_msgpack
+from rerankd.core.errors import RerankdError
+from rerankd.core.types import ScoreRequest, ScoreResult
 from rerankd.engine.pipeline import Engine
-from rerankd.engine.request import RerankdError, ScoreRequest, ScoreResult
 
 log = logging.getLogger(__name__)
 
@@ -38,21 +37,6 @@ def context(request: Request) -> ApiContext:
     return request.app.state.rerankd
 
 
-def error_payload(error: RerankdError) -> dict:
-    detail: dict = {"code": error.code, "message": error.message}
-    if error.param:
-        detail["param"] = error.param
-    detail.update(error.extra)
-    return {"error": detail}
-
-
-def error_response(request: Request, error: RerankdError) -> Response:
-    headers = {"X-Error-Code": error.code}
-    if error.retry_after is not None:
-        headers["Retry-After"] = str(max(1, round(error.retry_after)))
-    return render(error_payload(error), msgpack_body=wants_msgpack(request), status=error.status, headers=headers)
-
-
 class ClientGone(Exception):
     """The client disconnected before its scores were ready."""
 
@@ -64,8 +48,22 @@ async def _disconnected(request: Request) -> None:
             return
 
 
-async def score_unless_disconnected(request: Request, score_request: ScoreRequest) -> ScoreResult:
-    """Score; if the client hangs up first, cancel its work so others' batches move on."""
+async def score_unless_disconnected(
+    request: Request, score_request: ScoreRequest, fields: dict[str, str] | None = None
+) -> ScoreResult:
+    """Score; if the client hangs up first, cancel its work so others' batches move on.
+
+    `fields` renames the core's field names in errors (`adapter`) to the dialect's (`options.lora`).
+    """
+    try:
+        return await _score(request, score_request)
+    except RerankdError as error:
+        if fields and error.param in fields:
+            error.param = fields[error.param]
+        raise
+
+
+async def _score(request: Request, score_request: ScoreRequest) -> ScoreResult:
     engine = context(request).engine
     work = asyncio.ensure_future(engine.score(score_request))
     watcher = asyncio.ensure_future(_disconnected(request))

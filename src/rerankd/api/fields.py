@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rerankd.engine.request import EmptyItems, InvalidRequest, Item, RequestTooLarge
+from rerankd.core.errors import EmptyItems, InvalidRequest, RequestTooLarge
+from rerankd.core.types import Item
 
 _TYPE_NAMES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "an integer"}
 

@@ -23,7 +23,8 @@ from rerankd.api.fields import (
     require,
     require_object,
 )
-from rerankd.engine.request import InvalidRequest, ScoreOptions, ScoreRequest, ScoreResult
+from rerankd.core.errors import InvalidRequest
+from rerankd.core.types import ScoreOptions, ScoreRequest, ScoreResult
 
 _BODY_FIELDS = {"query", "items", "instruction", "options"}
 # `profile` is how sie-sdk names server-side presets; rerankd has one profile per model.
@@ -42,9 +43,10 @@ def _adapter_option(options: dict) -> tuple[str | None, str]:
     return lora_id, "options.lora_id"
 
 
-def parse_options(value: object) -> ScoreOptions:
+def parse_options(value: object) -> tuple[ScoreOptions, str]:
+    """The options, and the field that named the adapter (errors about the adapter point at it)."""
     if value is None:
-        return ScoreOptions()
+        return ScoreOptions(), "options.lora_id"
     options = require_object(value, "options")
     reject_unknown(options, _OPTION_FIELDS, "options")
     adapter, adapter_param = _adapter_option(options)
@@ -54,23 +56,24 @@ def parse_options(value: object) -> ScoreOptions:
         max_tokens_per_doc=get_positive_int(options, "max_tokens_per_doc", "options.max_tokens_per_doc"),
         max_chunks_per_doc=get_positive_int(options, "max_chunks_per_doc", "options.max_chunks_per_doc"),
         adapter=adapter,
-        adapter_param=adapter_param,
-    )
+    ), adapter_param
 
 
-def parse_score_request(model: str, body: object, max_items: int) -> ScoreRequest:
+def parse_score_request(model: str, body: object, max_items: int) -> tuple[ScoreRequest, str]:
     body = require_object(body, "")
     reject_unknown(body, _BODY_FIELDS, "")
     query = parse_item(require(body, "query", "query"), "query")
     raw_items = get_list(body, "items", "items", max_items=max_items)
     items = [parse_item(value, f"items[{index}]") for index, value in enumerate(raw_items)]
-    return ScoreRequest(
+    options, adapter_field = parse_options(body.get("options"))
+    request = ScoreRequest(
         model=model,
         query=query,
         items=items,
         instruction=get_str(body, "instruction", "instruction"),
-        options=parse_options(body.get("options")),
+        options=options,
     )
+    return request, adapter_field
 
 
 def render_score_result(result: ScoreResult) -> dict:
@@ -102,8 +105,8 @@ def render_score_result(result: ScoreResult) -> dict:
 async def score(request: Request) -> Response:
     ctx = context(request)
     body = await read_body(request, ctx.limits.max_body_bytes)
-    score_request = parse_score_request(request.path_params["model"], body, ctx.limits.max_items)
-    result = await score_unless_disconnected(request, score_request)
+    score_request, adapter_field = parse_score_request(request.path_params["model"], body, ctx.limits.max_items)
+    result = await score_unless_disconnected(request, score_request, fields={"adapter": adapter_field})
     return render(render_score_result(result), msgpack_body=wants_msgpack(request))
 
 

@@ -15,7 +15,8 @@ from rerankd.api.codec import read_body, render, wants_msgpack
 from rerankd.api.cohere import model_or_default
 from rerankd.api.common import context, score_unless_disconnected
 from rerankd.api.fields import get_bool, get_list, get_str, parse_document, reject_unknown, require_object
-from rerankd.engine.request import InvalidRequest, Item, ScoreOptions, ScoreRequest
+from rerankd.core.errors import InvalidRequest
+from rerankd.core.types import Item, ScoreOptions, ScoreRequest
 
 _FIELDS = {"query", "texts", "raw_scores", "return_text", "truncate", "truncation_direction", "model"}
 

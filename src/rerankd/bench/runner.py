@@ -22,12 +22,12 @@ from rerankd.bench.data import BenchQuery
 from rerankd.bench.flops import encoder_flops, matmul_rate
 from rerankd.bench.measure import ModeResult, Target
 from rerankd.bench.server import RunningServer
+from rerankd.core.types import Item, ScoreRequest
 from rerankd.engine.pipeline import Engine
-from rerankd.engine.request import Item, ScoreRequest
 from rerankd.engine.scheduler import SchedulerConfig, default_batch_tokens
 from rerankd.models.hf import read_config
+from rerankd.models.runtime import Placement, resolve_device, resolve_placement
 from rerankd.registry.registry import ModelRegistry, RegistrySettings
-from rerankd.runtime import Placement, resolve_device, resolve_placement
 
 
 @dataclass

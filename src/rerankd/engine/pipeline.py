@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from rerankd.engine.request import ScoreEntry, ScoreRequest, ScoreResult, Usage
+from rerankd.core.types import ScoreEntry, ScoreRequest, ScoreResult, Usage
 from rerankd.models.base import Family, Prepared
 from rerankd.registry.registry import ModelRegistry
 
@@ -29,7 +29,7 @@ class Engine:
     async def score(self, request: ScoreRequest) -> ScoreResult:
         loop = asyncio.get_running_loop()
         # `model:adapter` or the request's adapter option picks a LoRA adapter: its own scheduler, same family API.
-        async with self.registry.use(request.model, request.options.adapter, request.options.adapter_param) as model:
+        async with self.registry.use(request.model, request.options.adapter) as model:
             family = model.family
             texts = [item.text for item in request.items]
             prepared = await loop.run_in_executor(

@@ -27,7 +27,7 @@ from functools import partial
 import numpy as np
 import torch
 
-from rerankd.engine.request import QueueFull, RerankdError
+from rerankd.core.errors import InternalError, ModelUnloaded, QueueFull
 from rerankd.models.base import Family, Prepared
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ class Scheduler:
     async def run(self, prepared: Prepared) -> np.ndarray | list[np.ndarray]:
         """Outputs for all units of `prepared`, in unit order."""
         if self._closed:
-            raise RerankdError("model was unloaded", code="MODEL_UNLOADED", status=503, retry_after=1)
+            raise ModelUnloaded("model was unloaded", retry_after=1)
         if prepared.n_units == 0:
             return np.zeros((0, 1), dtype=np.float32)
         if self._queued_units + prepared.n_units > self.config.max_queued_units:
@@ -241,7 +241,7 @@ class Scheduler:
             outputs = future.result()
         except Exception as error:  # one bad batch fails its requests, never the server
             log.exception("batch of %d units failed", batch.size)
-            failure = RerankdError(f"inference failed: {type(error).__name__}: {error}")
+            failure = InternalError(f"inference failed: {type(error).__name__}: {error}")
             for job, _ in batch.parts:
                 if not job.future.done():
                     job.future.set_exception(failure)

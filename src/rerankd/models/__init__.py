@@ -8,7 +8,7 @@ import torch
 
 from rerankd.models.base import Family, Prepared
 from rerankd.models.catalog import ModelSpec
-from rerankd.runtime import Placement
+from rerankd.models.runtime import Placement
 
 
 def build_family(spec: ModelSpec, placement: Placement, model_dir: Path) -> Family:

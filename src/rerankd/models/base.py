@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 import torch
 
-from rerankd.engine.request import InputTooLong, InstructionNotSupported, ScoreOptions
+from rerankd.core.errors import InputTooLong, InstructionNotSupported
+from rerankd.core.types import ScoreOptions
 
 if TYPE_CHECKING:
     from rerankd.models.catalog import ModelSpec
-    from rerankd.runtime import Placement
+    from rerankd.models.runtime import Placement
 
 
 def right_pad(rows: list[list[int]], fill: int) -> tuple[np.ndarray, np.ndarray]:

@@ -14,12 +14,12 @@ import numpy as np
 import torch
 from transformers import AutoModel
 
-from rerankd.engine.request import ScoreOptions
+from rerankd.core.types import ScoreOptions
 from rerankd.models.base import Family, Prepared
 from rerankd.models.catalog import ModelSpec
 from rerankd.models.hf import accepts_argument, load_network, module_bytes, read_config
+from rerankd.models.runtime import Placement
 from rerankd.models.tokenization import encode_texts, load_tokenizer, probe_single_template
-from rerankd.runtime import Placement
 
 
 def sentence_transformers_settings(model_dir: Path) -> tuple[str | None, int | None]:

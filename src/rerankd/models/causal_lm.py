@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForCausalLM
 
-from rerankd.engine.request import ScoreOptions
+from rerankd.core.types import ScoreOptions
 from rerankd.models.base import Family, Prepared, max_over_units, right_pad, sigmoid
 from rerankd.models.catalog import ModelSpec
 from rerankd.models.chunking import window_spans
@@ -46,8 +46,8 @@ from rerankd.models.prompts import (
     Qwen3RerankerTemplate,
     common_prefix_length,
 )
+from rerankd.models.runtime import Placement
 from rerankd.models.tokenization import LoadedTokenizer, load_tokenizer
-from rerankd.runtime import Placement
 
 # The references' own sequence limits when the catalog gives none.
 _DEFAULT_MAX_LENGTH = {"bge-llm": 512, "qwen3-reranker": 8192, "mxbai-rerank-v2": 8192}

@@ -23,12 +23,13 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from rerankd.engine.request import ScoreOptions
+from rerankd.core.types import ScoreOptions
 from rerankd.models.base import Family, Prepared, max_over_units, sigmoid
 from rerankd.models.catalog import TRUNCATIONS, ModelSpec
 from rerankd.models.chunking import plan_chunks
 from rerankd.models.hf import accepts_argument, load_network, module_bytes, read_config
 from rerankd.models.pairs import assemble_pairs, assemble_windows
+from rerankd.models.runtime import Placement
 from rerankd.models.tokenization import (
     encode_texts,
     load_tokenizer,
@@ -36,7 +37,6 @@ from rerankd.models.tokenization import (
     probe_pair_template,
     query_capped_lengths,
 )
-from rerankd.runtime import Placement
 
 # sentence-transformers stores activations as dotted torch paths; these are the ones we know.
 _ACTIVATIONS = {"Sigmoid": "sigmoid", "Identity": "identity", "Tanh": "tanh"}

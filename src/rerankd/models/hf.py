@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from rerankd.runtime import Placement
+from rerankd.models.runtime import Placement
 
 
 def read_config(model_dir: Path) -> dict[str, Any]:

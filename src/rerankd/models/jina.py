@@ -33,12 +33,13 @@ import numpy as np
 import torch
 from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
 
-from rerankd.engine.request import ScoreOptions
+from rerankd.core.types import ScoreOptions
 from rerankd.models.base import Family, Prepared, max_over_units, sigmoid
 from rerankd.models.catalog import ModelSpec
 from rerankd.models.chunking import ChunkPlan
 from rerankd.models.hf import module_bytes, read_config
 from rerankd.models.pairs import assemble_pairs, assemble_windows
+from rerankd.models.runtime import Placement
 from rerankd.models.safetensors_files import load_tensors
 from rerankd.models.tokenization import (
     encode_texts,
@@ -47,7 +48,6 @@ from rerankd.models.tokenization import (
     probe_pair_template,
     probe_single_template,
 )
-from rerankd.runtime import Placement
 
 # `rerank()`'s defaults in the published modeling code; the catalog may override them.
 DEFAULT_MAX_QUERY_LENGTH = 512

@@ -37,14 +37,14 @@ import numpy as np
 import torch
 from transformers import AutoModel
 
-from rerankd.engine.request import ScoreOptions
+from rerankd.core.types import ScoreOptions
 from rerankd.models.base import Family, Prepared, max_over_units, right_pad
 from rerankd.models.catalog import ModelSpec
 from rerankd.models.chunking import plan_chunks
 from rerankd.models.hf import module_bytes, read_config
+from rerankd.models.runtime import Placement
 from rerankd.models.safetensors_files import load_tensors, tensor_names
 from rerankd.models.tokenization import encode_texts, load_tokenizer, probe_single_template
-from rerankd.runtime import Placement
 
 # Per-token flags carried to `collate` in `Prepared.token_tags`: ATTEND = other tokens attend to it (attention mask),
 # KEEP = its embedding takes part in the MaxSim. Padding added by `collate` has neither.

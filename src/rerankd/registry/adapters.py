@@ -17,11 +17,12 @@ from typing import Any
 
 import torch
 
-from rerankd.engine.request import InvalidRequest
+from rerankd.core.errors import InvalidRequest
+from rerankd.core.holds import Holds
 from rerankd.engine.scheduler import Scheduler
 from rerankd.models.base import Family
 from rerankd.models.lora import LoraAdapter, LoraHost
-from rerankd.registry.state import Holds, ModelState
+from rerankd.registry.state import ModelState
 
 ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rerankd.engine.request import ModelLoadFailed, NoCapacity
+from rerankd.core.errors import ModelLoadFailed, NoCapacity
 from rerankd.registry.budget import format_size
 
 log = logging.getLogger(__name__)

@@ -7,14 +7,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rerankd.engine.request import InvalidRequest
+from rerankd.core.errors import InvalidRequest
+from rerankd.core.holds import Holds
 from rerankd.engine.scheduler import Scheduler, SchedulerConfig
 from rerankd.models import Family
 from rerankd.models.catalog import ModelSpec, lookup
 from rerankd.models.lora import LoraHost
+from rerankd.models.runtime import Placement
 from rerankd.registry.adapters import AdapterEntry, LoadedAdapter
-from rerankd.registry.state import Holds, ModelState
-from rerankd.runtime import Placement
+from rerankd.registry.state import ModelState
 
 
 @dataclass(frozen=True)

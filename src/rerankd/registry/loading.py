@@ -15,9 +15,9 @@ import torch
 from rerankd.models import Family, build_family
 from rerankd.models.catalog import ModelSpec, detect_spec
 from rerankd.models.lora import LoraAdapter, LoraHost
+from rerankd.models.runtime import Placement, resolve_device, resolve_placement
 from rerankd.registry.budget import estimate_weight_bytes
 from rerankd.registry.sources import resolve_source
-from rerankd.runtime import Placement, resolve_device, resolve_placement
 
 _keys = itertools.count(1)
 

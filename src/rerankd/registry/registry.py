@@ -28,7 +28,9 @@ from pathlib import Path
 
 import torch
 
-from rerankd.engine.request import (
+from rerankd.core.compute import ComputeThreads
+from rerankd.core.errors import (
+    AdapterLoading,
     AdapterNotFound,
     InvalidRequest,
     ModelLoadFailed,
@@ -37,16 +39,16 @@ from rerankd.engine.request import (
     NoCapacity,
     RerankdError,
 )
+from rerankd.core.holds import Holds
 from rerankd.engine.scheduler import Scheduler
 from rerankd.models.catalog import ModelSpec, catalog
 from rerankd.models.lora import LoraAdapter, LoraHost, read_adapter
 from rerankd.registry.adapters import AdapterEntry, AdapterFamily, LoadedAdapter, check_adapter_name
 from rerankd.registry.capacity import Capacity, Resident
-from rerankd.registry.devices import ComputeThreads
 from rerankd.registry.entries import LoadedModel, ModelEntry, RegistrySettings, check_model_name, make_spec
 from rerankd.registry.loading import adapter_estimate, adapter_key, build, locate
 from rerankd.registry.reports import describe_adapter, describe_model
-from rerankd.registry.state import Holds, ModelState
+from rerankd.registry.state import ModelState
 
 log = logging.getLogger(__name__)
 
@@ -82,35 +84,37 @@ class ModelRegistry:
     def __contains__(self, name: str) -> bool:
         return name in self._entries
 
-    def resolve(
-        self, model_id: str, adapter: str | None = None, adapter_param: str = "adapter"
-    ) -> tuple[str, str | None, str]:
+    def resolve(self, model_id: str, adapter: str | None = None) -> tuple[str, str | None, str]:
         """(model name, adapter or None, request field naming the adapter) for a request's model id.
 
-        `name:adapter` picks an adapter; so does `adapter`, which the client sent in the request
-        field `adapter_param` (named in errors).
-        A catalog id never registered is registered here when `--allow-download` is set.
+        `name:adapter` picks an adapter (errors about it name `model`); so does `adapter`, the
+        request's own adapter option (errors name `adapter`). No side effects: a name that is
+        not registered is `ModelNotFound`.
         """
         name, chosen, param = model_id, None, "model"
         entry = self._entries.get(model_id)
         if entry is None or entry.removed:
             base, sep, suffix = model_id.rpartition(":")
             known = self._entries.get(base) if sep else None
-            if known is not None and not known.removed:
-                name, chosen = base, suffix
-            elif self.settings.allow_download and model_id in catalog() and entry is None:
-                self.register(model_id, model_id, allow_download=True)
-                log.info("model %s requested: loading it on demand from the catalog", model_id)
-            else:
+            if known is None or known.removed:
                 raise ModelNotFound(f"model '{model_id}' is not served here", param="model")
+            name, chosen = base, suffix
         if adapter is not None:
             if chosen is not None and chosen != adapter:
                 raise InvalidRequest(
-                    f"{adapter_param} '{adapter}' contradicts the adapter '{chosen}' in the model id '{model_id}'",
-                    param=adapter_param,
+                    f"adapter '{adapter}' contradicts the adapter '{chosen}' in the model id '{model_id}'",
+                    param="adapter",
                 )
-            chosen, param = adapter, adapter_param
+            chosen, param = adapter, "adapter"
         return name, chosen, param
+
+    def register_on_demand(self, model_id: str) -> bool:
+        """With `--allow-download`, a catalog id never registered becomes a lazy model; True if it did."""
+        if model_id in self._entries or not self.settings.allow_download or model_id not in catalog():
+            return False
+        self.register(model_id, model_id, allow_download=True, lazy=True)
+        log.info("model %s requested: loading it on demand from the catalog", model_id)
+        return True
 
     # -------------------------------------------------------------------------- registration
     def register(
@@ -268,11 +272,10 @@ class ModelRegistry:
 
     # ---------------------------------------------------------------------------------- use
     @asynccontextmanager
-    async def use(
-        self, model_id: str, adapter: str | None = None, adapter_param: str = "adapter"
-    ) -> AsyncIterator[LoadedModel | LoadedAdapter]:
+    async def use(self, model_id: str, adapter: str | None = None) -> AsyncIterator[LoadedModel | LoadedAdapter]:
         """What scores one request (a version, or an adapter on it): loaded first if needed, held until done."""
-        name, adapter, param = self.resolve(model_id, adapter, adapter_param)
+        self.register_on_demand(model_id)
+        name, adapter, param = self.resolve(model_id, adapter)
         entry = self._entries[name]
         version = await self._acquire_version(entry)
         try:
@@ -336,10 +339,9 @@ class ModelRegistry:
             try:
                 await asyncio.wait_for(asyncio.shield(task), timeout=self.settings.load_timeout)
             except asyncio.TimeoutError:
-                raise ModelLoading(  # the code sie-sdk retries for adapters
+                raise AdapterLoading(
                     f"adapter '{entry.name}:{name}' is still loading; retry shortly",
                     param=param,
-                    code="LORA_LOADING",
                     retry_after=1,
                 ) from None
             finally:

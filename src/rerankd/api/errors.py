@@ -1,0 +1,57 @@
+"""The one table from error types to HTTP statuses, and the error envelope every route answers with.
+
+    {"error": {"code": "...", "message": "...", "param": "items[3].text"}}
+
+The core raises typed errors with a stable `code` and no status; only this module decides
+what a client sees on the wire.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from rerankd.api.codec import render, wants_msgpack
+from rerankd.core import errors
+
+# Most specific first is not needed: a type's status is found along its MRO.
+STATUS: dict[type[errors.RerankdError], int] = {
+    errors.InvalidRequest: 400,  # MalformedBody, EmptyItems, InstructionNotSupported
+    errors.Unauthorized: 401,
+    errors.NotFound: 404,
+    errors.ModelNotFound: 404,
+    errors.AdapterNotFound: 404,
+    errors.MethodNotAllowed: 405,
+    errors.RequestTooLarge: 413,
+    errors.InputTooLong: 413,
+    errors.UnsupportedMediaType: 415,
+    errors.ModelLoadFailed: 502,
+    errors.ModelLoading: 503,  # AdapterLoading
+    errors.ModelUnloaded: 503,
+    errors.NoCapacity: 503,
+    errors.QueueFull: 503,
+    errors.RerankdError: 500,
+}
+
+
+def status_of(error: errors.RerankdError) -> int:
+    for kind in type(error).__mro__:
+        if kind in STATUS:
+            return STATUS[kind]
+    return 500
+
+
+def error_payload(error: errors.RerankdError) -> dict:
+    detail: dict = {"code": error.code, "message": error.message}
+    if error.param:
+        detail["param"] = error.param
+    detail.update(error.extra)
+    return {"error": detail}
+
+
+def error_response(request: Request, error: errors.RerankdError) -> Response:
+    headers = {"X-Error-Code": error.code}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(max(1, round(error.retry_after)))
+    payload = error_payload(error)
+    return render(payload, msgpack_body=wants_msgpack(request), status=status_of(error), headers=headers)
