@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the checkpoint builders and data load
 from support.data import TREC_DL_2019, trec_dl_2019  # noqa: E402
 from support.llm_checkpoints import build_qwen_tokenizer  # noqa: E402
 
-from rerankd.core.errors import ScoreOptions  # noqa: E402
+from rerankd.core.types import ScoreOptions  # noqa: E402
 from rerankd.engine.scheduler import Scheduler, SchedulerConfig  # noqa: E402
 from rerankd.models import build_family  # noqa: E402
 from rerankd.models.catalog import lookup  # noqa: E402

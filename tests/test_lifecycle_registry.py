@@ -10,9 +10,9 @@ import pytest
 from support.lifecycle import DOCUMENTS, QUERY, seeded_checkpoint
 from support.reference import cross_encoder_scores
 
+from rerankd.api.service import Service
 from rerankd.core.errors import InvalidRequest, ModelLoadFailed, ModelLoading, ModelNotFound, NoCapacity
 from rerankd.core.types import Item, ScoreOptions, ScoreRequest
-from rerankd.engine.pipeline import Engine
 from rerankd.registry.budget import estimate_weight_bytes, parse_size
 from rerankd.registry.registry import ModelRegistry, RegistrySettings
 
@@ -155,9 +155,9 @@ async def test_concurrent_loads_never_exceed_the_limit(checkpoint_a, checkpoint_
 async def test_swap_lets_held_requests_finish_on_the_old_version(checkpoint_a, checkpoint_b):
     reference_a = cross_encoder_scores(checkpoint_a, QUERY, DOCUMENTS)
     reference_b = cross_encoder_scores(checkpoint_b, QUERY, DOCUMENTS)
-    registry = ModelRegistry()
+    service = Service.create()
+    registry, engine = service.registry, service.engine
     registry.register("m", str(checkpoint_a))
-    engine = Engine(registry)
     try:
         await registry.load("m")
         async with registry.use("m") as old:
@@ -167,7 +167,7 @@ async def test_swap_lets_held_requests_finish_on_the_old_version(checkpoint_a, c
             # new requests get B at once; the held version still scores A
             assert np.abs(by_index(await engine.score(request("m"))) - reference_b).max() <= 1e-5
             prepared = old.family.prepare(QUERY, DOCUMENTS, None, ScoreOptions())
-            outputs = await old.scheduler.run(prepared)
+            outputs = await engine.scheduler(old).run(prepared)
             assert np.abs(old.family.scores(prepared, outputs, False) - reference_a).max() <= 1e-5
             await settle()
             assert old.family.network is not None  # not freed under a request
@@ -175,8 +175,7 @@ async def test_swap_lets_held_requests_finish_on_the_old_version(checkpoint_a, c
         assert old.family.network is None  # freed once the last holder left
         assert registry.memory()["used_bytes"] == registry.entry("m").current.memory_bytes
     finally:
-        await registry.close()
-        engine.close()
+        await service.close()
 
 
 async def test_unload_refuses_new_requests_at_once_and_frees_after_in_flight(checkpoint_a):

@@ -25,11 +25,11 @@ from transformers import (
     XLMRobertaForSequenceClassification,
 )
 
+from rerankd.api.service import Service
 from rerankd.core.types import Item, ScoreRequest
-from rerankd.engine.pipeline import Engine
 from rerankd.models.precision import HalfLinear, half_feed_forward
 from rerankd.models.runtime import resolve_placement
-from rerankd.registry.registry import ModelRegistry, RegistrySettings
+from rerankd.registry.registry import RegistrySettings
 
 SMALL = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 
@@ -81,11 +81,11 @@ def test_feed_forward_layers_of_every_architecture_go_bf16_and_nothing_else(mode
 
 
 async def _scores(model_dir, dtype: str, queries) -> list[np.ndarray]:
-    registry = ModelRegistry(RegistrySettings(dtype=dtype))
-    registry.register("m", str(model_dir))
-    engine = Engine(registry)
+    service = Service.create(RegistrySettings(dtype=dtype))
+    service.registry.register("m", str(model_dir))
+    engine = service.engine
     try:
-        await registry.load("m")
+        await service.registry.load("m")
         results = []
         for query in queries:
             result = await engine.score(
@@ -97,8 +97,7 @@ async def _scores(model_dir, dtype: str, queries) -> list[np.ndarray]:
             results.append(scores)
         return results
     finally:
-        await registry.close()
-        engine.close()
+        await service.close()
 
 
 def _check_faithful(model_dir, queries) -> None:

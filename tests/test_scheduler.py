@@ -7,10 +7,10 @@ import asyncio
 import numpy as np
 import pytest
 
+from rerankd.api.service import Service
 from rerankd.core.types import Item, ScoreRequest
-from rerankd.engine.pipeline import Engine
-from rerankd.engine.scheduler import SchedulerConfig
-from rerankd.registry.registry import ModelRegistry, RegistrySettings
+from rerankd.engine.engine import Engine
+from rerankd.engine.scheduler import Scheduler, SchedulerConfig
 
 
 def request(query: str, documents: list[str], **kwargs) -> ScoreRequest:
@@ -25,15 +25,21 @@ def by_index(result) -> np.ndarray:
 
 
 async def make_engine(model_dir, **scheduler) -> Engine:
-    registry = ModelRegistry(RegistrySettings(scheduler=SchedulerConfig(**scheduler)))
-    registry.register("m", str(model_dir))
-    await registry.load("m")
-    return Engine(registry)
+    service = Service.create(scheduler=SchedulerConfig(**scheduler))
+    service.registry.register("m", str(model_dir))
+    await service.registry.load("m")
+    return service.engine
+
+
+def current_scheduler(engine: Engine) -> Scheduler:
+    """The scheduler of model m's current version (the engine creates it on first use)."""
+    return engine.scheduler(engine.models.current("m"))
 
 
 async def close(engine: Engine) -> None:
-    await engine.registry.close()
+    await engine.models.close()
     engine.close()
+    engine.compute.shutdown()
 
 
 async def test_concurrent_requests_get_their_own_exact_scores(minilm_cross_encoder_dir, trec):
@@ -44,7 +50,7 @@ async def test_concurrent_requests_get_their_own_exact_scores(minilm_cross_encod
         together = await asyncio.gather(*(engine.score(r) for r in requests))
         for solo, shared in zip(alone, together, strict=True):
             assert np.abs(by_index(shared) - solo).max() <= 1e-5
-        stats = engine.registry.entry("m").current.scheduler.stats
+        stats = current_scheduler(engine).stats
         assert stats.units == 2 * sum(len(r.items) for r in requests)
     finally:
         await close(engine)
@@ -57,7 +63,7 @@ async def test_thousand_item_request_is_split_into_budgeted_batches(minilm_cross
         result = await engine.score(request(trec[0].query, documents))
         assert len(result.entries) == 1000
         assert sorted(e.index for e in result.entries) == list(range(1000))
-        scheduler = engine.registry.entry("m").current.scheduler
+        scheduler = current_scheduler(engine)
         assert scheduler.stats.batches >= 1000 // 64
         assert scheduler.stats.padded_tokens <= scheduler.stats.batches * 4096
         # The first 100 scored alone are the same as inside the big request.
@@ -81,7 +87,7 @@ async def test_cancelled_request_does_not_disturb_others(minilm_cross_encoder_di
             await big
         for result in results:
             assert np.abs(by_index(result) - expected).max() <= 1e-5
-        scheduler = engine.registry.entry("m").current.scheduler
+        scheduler = current_scheduler(engine)
         assert scheduler._queued_units == 0
         assert scheduler.active_requests == 0
         assert scheduler.stats.units < 20 + 500 + 60  # the cancelled request's waiting pairs never ran
@@ -134,7 +140,7 @@ async def test_ten_thousand_item_request_is_answered_whole(minilm_cross_encoder_
         assert sorted(e.index for e in result.entries) == list(range(10_000))
         scores = [e.score for e in result.entries]
         assert scores == sorted(scores, reverse=True)
-        scheduler = engine.registry.entry("m").current.scheduler
+        scheduler = current_scheduler(engine)
         assert scheduler.stats.batches >= 10_000 // scheduler.config.max_batch_size
         solo = by_index(await engine.score(request("how long do fleas live", documents[:50])))
         assert np.abs(by_index(result)[:50] - solo).max() <= 1e-5

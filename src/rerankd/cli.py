@@ -164,10 +164,10 @@ def _serve(args: argparse.Namespace) -> int:
     models = [ModelArg.parse(text, lazy=index in lazy) for index, text in enumerate(args.model or [DEFAULT_MODEL])]
     config = ServerConfig(
         models=models,
+        scheduler=_scheduler_config(args),
         registry=RegistrySettings(
             device=args.device,
             dtype=args.dtype,
-            scheduler=_scheduler_config(args),
             allow_download=args.allow_download,
             load_timeout=args.load_timeout,
             max_loaded_models=args.max_loaded_models,
@@ -185,23 +185,20 @@ def _score(args: argparse.Namespace) -> int:
     import asyncio
 
     from rerankd.api.app import ModelArg
+    from rerankd.api.service import Service
     from rerankd.core.types import Item, ScoreOptions, ScoreRequest
-    from rerankd.engine.pipeline import Engine
     from rerankd.models.runtime import configure_threads
-    from rerankd.registry.registry import ModelRegistry, RegistrySettings
+    from rerankd.registry.registry import RegistrySettings
 
     configure_threads(args.threads)
     model = ModelArg.parse(args.model)
 
     async def run() -> dict:
-        registry = ModelRegistry(
-            RegistrySettings(device=args.device, dtype=args.dtype, scheduler=_scheduler_config(args))
-        )
-        registry.register(model.name, model.source)
-        engine = Engine(registry)
+        service = Service.create(RegistrySettings(device=args.device, dtype=args.dtype), _scheduler_config(args))
+        service.registry.register(model.name, model.source)
         try:
-            await registry.load(model.name)
-            result = await engine.score(
+            await service.registry.load(model.name)
+            result = await service.engine.score(
                 ScoreRequest(
                     model=model.name,
                     query=Item(text=args.query),
@@ -210,8 +207,7 @@ def _score(args: argparse.Namespace) -> int:
                 )
             )
         finally:
-            await registry.close()
-            engine.close()
+            await service.close()
         return {
             "model": result.model,
             "scores": [{"index": e.index, "score": e.score, "text": args.documents[e.index]} for e in result.entries],

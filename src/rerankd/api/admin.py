@@ -64,8 +64,9 @@ async def _source(request: Request, allowed: set[str]) -> tuple[str, dict]:
 
 
 async def list_models(request: Request) -> Response:
-    registry = context(request).engine.registry
-    served = [registry.describe(name) | {"registered": True} for name in registry.names()]
+    ctx = context(request)
+    registry = ctx.registry
+    served = [ctx.service.describe(name) | {"registered": True} for name in registry.names()]
     known = [_catalog_entry(model_id) for model_id in catalog() if model_id not in registry]
     models = served + known
     # `data` is the OpenAI-style list; `models` is what sie-sdk's list_models() reads.
@@ -73,10 +74,10 @@ async def list_models(request: Request) -> Response:
 
 
 async def get_model(request: Request) -> Response:
-    registry = context(request).engine.registry
+    registry = context(request).registry
     name = request.path_params["name"]
     if name in registry:
-        return _reply(request, registry.describe(name) | {"registered": True})
+        return _reply(request, context(request).service.describe(name) | {"registered": True})
     if name in catalog():
         return _reply(request, _catalog_entry(name))
     base, sep, adapter = name.rpartition(":")
@@ -86,21 +87,22 @@ async def get_model(request: Request) -> Response:
 
 
 async def put_model(request: Request) -> Response:
-    registry = context(request).engine.registry
+    registry = context(request).registry
     source, body = await _source(request, _MODEL_BODY)
     revision = get_str(body, "revision", "revision")
-    info = await registry.put_model(request.path_params["name"], source, revision)
-    return _reply(request, info | {"registered": True})
+    name = request.path_params["name"]
+    await registry.put_model(name, source, revision)
+    return _reply(request, context(request).service.describe(name) | {"registered": True})
 
 
 async def delete_model(request: Request) -> Response:
     name = request.path_params["name"]
-    await context(request).engine.registry.unload(name)
+    await context(request).registry.unload(name)
     return _reply(request, {"id": name, "object": "model", "deleted": True})
 
 
 async def adapter(request: Request) -> Response:
-    registry = context(request).engine.registry
+    registry = context(request).registry
     name, adapter_name = request.path_params["name"], request.path_params["adapter"]
     if request.method == "GET":
         return _reply(request, registry.describe_adapter(name, adapter_name))
@@ -118,7 +120,7 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     """200 once every model named at start-up (and not `--lazy`) has finished loading (or failed to)."""
     ctx = context(request)
-    registry = ctx.engine.registry
+    registry = ctx.registry
     states = {name: registry.describe(name)["state"] for name in registry.names()}
     body = {"ready": ctx.startup_done, "models": states}
     return JSONResponse(body, status_code=200 if ctx.startup_done else 503)

@@ -18,9 +18,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from rerankd.api import admin, cohere, sie, tei
 from rerankd.api.common import ApiContext, ApiLimits, ClientGone
 from rerankd.api.errors import error_response
+from rerankd.api.service import Service
 from rerankd.core.errors import InternalError, MethodNotAllowed, NotFound, RerankdError, Unauthorized
-from rerankd.engine.pipeline import Engine
-from rerankd.registry.registry import ModelRegistry, RegistrySettings
+from rerankd.engine.scheduler import SchedulerConfig
+from rerankd.registry.registry import RegistrySettings
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class ModelArg:
 class ServerConfig:
     models: list[ModelArg] = field(default_factory=lambda: [ModelArg(DEFAULT_MODEL, DEFAULT_MODEL)])
     registry: RegistrySettings = field(default_factory=RegistrySettings)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     limits: ApiLimits = field(default_factory=ApiLimits)
     api_key: str | None = None
     tokenizer_threads: int | None = None
@@ -104,7 +106,7 @@ async def load_startup_models(ctx: ApiContext, names: list[str]) -> None:
     With `--max-loaded-models`/`--memory-budget`, later ones may evict earlier ones: they load
     again on their first request.
     """
-    registry = ctx.engine.registry
+    registry = ctx.registry
     for name in names:
         with contextlib.suppress(RerankdError):
             await registry.load(name)
@@ -114,12 +116,12 @@ async def load_startup_models(ctx: ApiContext, names: list[str]) -> None:
 def create_app(config: ServerConfig) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        registry = ModelRegistry(config.registry)
+        service = Service.create(config.registry, config.scheduler, config.tokenizer_threads)
         for model in config.models:
-            registry.register(model.name, model.source, lazy=model.lazy)
+            service.registry.register(model.name, model.source, lazy=model.lazy)
         eager = [m.name for m in config.models if not m.lazy]
         ctx = ApiContext(
-            engine=Engine(registry, config.tokenizer_threads),
+            service=service,
             limits=config.limits,
             default_model=config.models[0].name if config.models else None,
             startup_done=not eager,
@@ -130,8 +132,7 @@ def create_app(config: ServerConfig) -> Starlette:
             yield
         finally:
             loader.cancel()
-            await registry.close()
-            ctx.engine.close()
+            await service.close()
 
     app = Starlette(
         routes=[*sie.routes, *cohere.routes, *tei.routes, *admin.routes],

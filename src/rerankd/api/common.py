@@ -8,9 +8,11 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from rerankd.api.service import Service
 from rerankd.core.errors import RerankdError
 from rerankd.core.types import ScoreRequest, ScoreResult
-from rerankd.engine.pipeline import Engine
+from rerankd.engine.engine import Engine
+from rerankd.registry.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +29,18 @@ class ApiLimits:
 class ApiContext:
     """Kept on `app.state.rerankd`: what routes need from the rest of the server."""
 
-    engine: Engine
+    service: Service
     limits: ApiLimits
     default_model: str | None = None
     startup_done: bool = False
+
+    @property
+    def engine(self) -> Engine:
+        return self.service.engine
+
+    @property
+    def registry(self) -> ModelRegistry:
+        return self.service.registry
 
 
 def context(request: Request) -> ApiContext:

@@ -18,16 +18,17 @@ import httpx
 import msgpack
 import torch
 
+from rerankd.api.service import Service
 from rerankd.bench.data import BenchQuery
 from rerankd.bench.flops import encoder_flops, matmul_rate
 from rerankd.bench.measure import ModeResult, Target
 from rerankd.bench.server import RunningServer
 from rerankd.core.types import Item, ScoreRequest
-from rerankd.engine.pipeline import Engine
+from rerankd.engine.engine import Engine
 from rerankd.engine.scheduler import SchedulerConfig, default_batch_tokens
 from rerankd.models.hf import read_config
 from rerankd.models.runtime import Placement, resolve_device, resolve_placement
-from rerankd.registry.registry import ModelRegistry, RegistrySettings
+from rerankd.registry.registry import RegistrySettings
 
 
 @dataclass
@@ -163,13 +164,12 @@ def _score_request(name: str, query: BenchQuery) -> ScoreRequest:
 
 
 async def _engine_modes(config: BenchConfig, model_config: dict) -> tuple[list[ModeResult], dict, dict]:
-    registry = ModelRegistry(RegistrySettings(device=config.device, dtype=config.dtype, scheduler=config.scheduler))
-    registry.register(config.model_name, config.model_source)
-    engine = Engine(registry)
+    service = Service.create(RegistrySettings(device=config.device, dtype=config.dtype), config.scheduler)
+    service.registry.register(config.model_name, config.model_source)
+    engine = service.engine
     results: list[ModeResult] = []
     try:
-        await registry.load(config.model_name)
-        scheduler = registry.entry(config.model_name).current.scheduler
+        scheduler = engine.scheduler(await service.registry.load(config.model_name))
         for query in config.queries[: config.warmup]:
             await engine.score(_score_request(config.model_name, query))
         tokens_by_query: dict[str, int] = {}
@@ -199,8 +199,7 @@ async def _engine_modes(config: BenchConfig, model_config: dict) -> tuple[list[M
             )
         scale = await _scale_check(engine, config)
     finally:
-        await registry.close()
-        engine.close()
+        await service.close()
     return results, scale, tokens_by_query
 
 

@@ -13,6 +13,11 @@ work for the same queue. When the compute thread has room, the scheduler cuts th
 
 Batch formation is a few numpy operations on the event loop; collation and the forward pass
 run on the device's single compute thread; results are scattered back per request.
+
+Lifetime: every dispatched batch takes the model version's `pins` (core `Holds`) before it is
+queued on the compute thread and releases them when it has finished there, whether its
+requests are still waiting, failed or were cancelled. The registry frees weights only when
+no hold is left, so no batch ever runs on freed weights.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ from functools import partial
 import numpy as np
 import torch
 
-from rerankd.core.errors import InternalError, ModelUnloaded, QueueFull
+from rerankd.core.errors import InternalError, QueueFull
+from rerankd.core.holds import Holds
 from rerankd.models.base import Family, Prepared
 
 log = logging.getLogger(__name__)
@@ -133,26 +139,34 @@ class _Batch:
 class Scheduler:
     """Queues units of concurrent requests for one model and runs them in token-budget batches."""
 
-    def __init__(self, family: Family, executor: Executor, config: SchedulerConfig | None = None) -> None:
+    def __init__(
+        self,
+        family: Family,
+        executor: Executor,
+        config: SchedulerConfig | None = None,
+        pins: tuple[Holds, ...] = (),
+    ) -> None:
         self.family = family
         self.config = config or SchedulerConfig()
         self.max_batch_tokens = self.config.max_batch_tokens or default_batch_tokens(family.placement.device)
         self._executor = executor
+        self._pins = pins
         self._waiting: deque[_Job] = deque()
         self._queued_units = 0
         self._inflight = 0
         self._active = 0
-        self._closed = False
         self.stats = SchedulerStats()
 
     @property
     def active_requests(self) -> int:
         return self._active
 
+    @property
+    def inflight_batches(self) -> int:
+        return self._inflight
+
     async def run(self, prepared: Prepared) -> np.ndarray | list[np.ndarray]:
         """Outputs for all units of `prepared`, in unit order."""
-        if self._closed:
-            raise ModelUnloaded("model was unloaded", retry_after=1)
         if prepared.n_units == 0:
             return np.zeros((0, 1), dtype=np.float32)
         if self._queued_units + prepared.n_units > self.config.max_queued_units:
@@ -173,15 +187,13 @@ class Scheduler:
                 job.cursor = len(job.order)
             self._active -= 1
 
-    def close(self) -> None:
-        """Refuse new work; requests already queued still finish."""
-        self._closed = True
-
     def _pump(self) -> None:
         while self._inflight < self.config.max_inflight_batches:
             batch = self._next_batch()
             if batch is None:
                 return
+            for pin in self._pins:  # released in `_finished`, after the compute thread is done with it
+                pin.acquire()
             self._inflight += 1
             future = asyncio.get_running_loop().run_in_executor(self._executor, self._execute, batch)
             future.add_done_callback(partial(self._finished, batch))
@@ -238,27 +250,41 @@ class Scheduler:
     def _finished(self, batch: _Batch, future: asyncio.Future) -> None:
         self._inflight -= 1
         try:
-            outputs = future.result()
-        except Exception as error:  # one bad batch fails its requests, never the server
-            log.exception("batch of %d units failed", batch.size)
-            failure = InternalError(f"inference failed: {type(error).__name__}: {error}")
-            for job, _ in batch.parts:
-                if not job.future.done():
-                    job.future.set_exception(failure)
-        else:
-            offset = 0
-            for job, units in batch.parts:
-                count = len(units)
-                if not job.future.done():
-                    if job.outputs is None:
-                        job.outputs = _output_buffer(outputs, job.prepared.n_units)
-                    if isinstance(outputs, list):
-                        for unit, row in zip(units.tolist(), outputs[offset : offset + count], strict=True):
-                            job.outputs[unit] = row
-                    else:
-                        job.outputs[units] = outputs[offset : offset + count]
-                    job.remaining -= count
-                    if job.remaining == 0:
-                        job.future.set_result(job.outputs)
-                offset += count
+            self._deliver(batch, future)
+        finally:
+            for pin in self._pins:
+                pin.release()
         self._pump()
+
+    def _deliver(self, batch: _Batch, future: asyncio.Future) -> None:
+        """Scatter a finished batch's outputs to its requests (or its failure)."""
+        if future.cancelled():  # the compute thread was shut down before it ran
+            failure: Exception = InternalError("the server is shutting down")
+        else:
+            error = future.exception()
+            if error is None:
+                self._scatter(batch, future.result())
+                return
+            log.error("batch of %d units failed", batch.size, exc_info=error)
+            failure = InternalError(f"inference failed: {type(error).__name__}: {error}")
+        for job, _ in batch.parts:  # one bad batch fails its requests, never the server
+            if not job.future.done():
+                job.future.set_exception(failure)
+
+    @staticmethod
+    def _scatter(batch: _Batch, outputs: np.ndarray | list[np.ndarray]) -> None:
+        offset = 0
+        for job, units in batch.parts:
+            count = len(units)
+            if not job.future.done():
+                if job.outputs is None:
+                    job.outputs = _output_buffer(outputs, job.prepared.n_units)
+                if isinstance(outputs, list):
+                    for unit, row in zip(units.tolist(), outputs[offset : offset + count], strict=True):
+                        job.outputs[unit] = row
+                else:
+                    job.outputs[units] = outputs[offset : offset + count]
+                job.remaining -= count
+                if job.remaining == 0:
+                    job.future.set_result(job.outputs)
+            offset += count

@@ -1,9 +1,9 @@
 """LoRA adapters of a served model: registered by name, loaded at run time, chosen per request.
 
 An adapter is registered on a model (`PUT /v1/models/{name}/adapters/{adapter}`) and loaded
-onto the model's current version, where it gets its own scheduler: requests for different
-adapters never share a batch, and every batch of an adapter's scheduler runs with that
-adapter switched on around its forward pass. All schedulers of one model use the device's
+onto the model's current version, where the engine gives it its own scheduler: requests for
+different adapters never share a batch, and every batch of an adapter's scheduler runs with
+that adapter switched on around its forward pass. All schedulers of one model use the device's
 single compute thread, so switching right before a forward can never leak into another
 batch. The base weights are never modified, so base scores never change.
 """
@@ -19,10 +19,9 @@ import torch
 
 from rerankd.core.errors import InvalidRequest
 from rerankd.core.holds import Holds
-from rerankd.engine.scheduler import Scheduler
 from rerankd.models.base import Family
 from rerankd.models.lora import LoraAdapter, LoraHost
-from rerankd.registry.state import ModelState
+from rerankd.registry.lifecycle import Lifecycle, State
 
 ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -62,7 +61,7 @@ class AdapterEntry:
 
     name: str
     source: str
-    state: ModelState = ModelState.AVAILABLE
+    lifecycle: Lifecycle
     error: str | None = None
     requests_served: int = 0
     last_used: float = field(default_factory=time.monotonic)
@@ -70,17 +69,30 @@ class AdapterEntry:
     evictions: int = 0
     waiters: int = 0  # requests waiting for its load: it must not be evicted under them
 
+    @property
+    def state(self) -> State:
+        return self.lifecycle.state
 
-@dataclass(eq=False)  # identity: versions live in sets and are compared by `is`
+
+@dataclass(eq=False)  # identity: the engine keys schedulers by it
 class LoadedAdapter:
-    """One adapter attached to one loaded version of its model, with the scheduler feeding it."""
+    """One adapter attached to one loaded version of its model.
+
+    A batch for it pins both its own `holds` (its tensors stay attached) and the base
+    version's (the weights it runs on stay loaded).
+    """
 
     name: str
     key: str  # unique on the network: a reloaded or swapped adapter never reuses a key
     source: str
     weights: LoraAdapter  # kept so a hot-swap of the base re-applies it without rereading files
     family: AdapterFamily
-    scheduler: Scheduler
+    base_holds: Holds
     memory_bytes: int
     loaded_at: float
     holds: Holds
+    lifecycle: Lifecycle
+
+    @property
+    def pins(self) -> tuple[Holds, ...]:
+        return (self.base_holds, self.holds)

@@ -9,13 +9,13 @@ from pathlib import Path
 
 from rerankd.core.errors import InvalidRequest
 from rerankd.core.holds import Holds
-from rerankd.engine.scheduler import Scheduler, SchedulerConfig
 from rerankd.models import Family
 from rerankd.models.catalog import ModelSpec, lookup
 from rerankd.models.lora import LoraHost
 from rerankd.models.runtime import Placement
 from rerankd.registry.adapters import AdapterEntry, LoadedAdapter
-from rerankd.registry.state import ModelState
+from rerankd.registry.failures import LoadFailure
+from rerankd.registry.lifecycle import Lifecycle, State
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,6 @@ class RegistrySettings:
 
     device: str = "auto"
     dtype: str = "auto"
-    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     # Catalog ids never registered load on first request only when set; also governs
     # whether sources given at run time (PUT) may be fetched from the hub.
     allow_download: bool = False
@@ -33,14 +32,17 @@ class RegistrySettings:
     memory_budget: int | None = None
 
 
-@dataclass(eq=False)  # identity: versions live in sets and are compared by `is`
+@dataclass(eq=False)  # identity: versions are hashed and compared by `is` (the engine keys schedulers by them)
 class LoadedModel:
-    """One loaded version of a model: its network (in a family), schedulers and adapters."""
+    """One loaded version of a model: its network (in a family) and the adapters attached to it.
+
+    `holds` counts the requests and the dispatched batches that use it; the weights are freed
+    only once it is zero (lifecycle `draining` -> `unloaded`).
+    """
 
     name: str
     spec: ModelSpec
     family: Family
-    scheduler: Scheduler
     placement: Placement
     directory: Path
     source: str
@@ -48,11 +50,16 @@ class LoadedModel:
     loaded_at: float
     memory_bytes: int
     holds: Holds
+    lifecycle: Lifecycle
+    requests: int = 0  # requests in flight on it (its holds also count their dispatched batches)
     host: LoraHost | None = None
     adapters: dict[str, LoadedAdapter] = field(default_factory=dict)
     adapter_loads: dict[str, asyncio.Task] = field(default_factory=dict)
     retiring_adapters: list[LoadedAdapter] = field(default_factory=list)
-    retired: bool = False
+
+    @property
+    def pins(self) -> tuple[Holds, ...]:
+        return (self.holds,)
 
     @property
     def adapter_bytes(self) -> int:
@@ -71,24 +78,26 @@ class ModelEntry:
     source: str
     spec: ModelSpec | None
     allow_download: bool
+    lifecycle: Lifecycle
     revision: str | None = None
     lazy: bool = False
-    state: ModelState = ModelState.AVAILABLE
     current: LoadedModel | None = None
-    error: str | None = None
-    error_class: str | None = None
+    failure: LoadFailure | None = None
     requests_served: int = 0
     last_used: float = field(default_factory=time.monotonic)
     load_task: asyncio.Task | None = None
     loads: int = 0
     evictions: int = 0
     swaps: int = 0
-    pending_source: str | None = None  # a hot-swap to this source is loading
+    swap_source: str | None = None  # a hot-swap to this source is loading
     last_swap_error: str | None = None
     waiters: int = 0  # requests waiting for this model's load: it must not be evicted under them
-    removed: bool = False
     adapters: dict[str, AdapterEntry] = field(default_factory=dict)
     admin: asyncio.Lock = field(default_factory=asyncio.Lock)  # one admin change at a time
+
+    @property
+    def state(self) -> State:
+        return self.lifecycle.state
 
 
 def make_spec(name: str, source: str) -> ModelSpec | None:

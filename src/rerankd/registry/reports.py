@@ -6,7 +6,7 @@ import time
 
 from rerankd.registry.adapters import AdapterEntry
 from rerankd.registry.entries import ModelEntry
-from rerankd.registry.state import ModelState
+from rerankd.registry.lifecycle import State
 
 
 def describe_model(entry: ModelEntry) -> dict:
@@ -41,19 +41,12 @@ def describe_model(entry: ModelEntry) -> dict:
             loaded_at=version.loaded_at,
             max_sequence_length=family.max_length,
             accepts_instruction=family.accepts_instruction,
-            queue={
-                "in_flight_requests": version.holds.count,
-                "active_requests": version.scheduler.active_requests,
-                "batches": version.scheduler.stats.batches,
-                "padding_waste": round(version.scheduler.stats.padding_waste, 4),
-                "real_tokens": version.scheduler.stats.real_tokens,
-                "padded_tokens": version.scheduler.stats.padded_tokens,
-            },
+            queue={"in_flight_requests": version.requests, "holds": version.holds.count},
         )
-    if entry.pending_source is not None:
-        info["swap"] = {"state": ModelState.LOADING.value, "source": entry.pending_source}
-    if entry.state is ModelState.FAILED:
-        info["last_error"] = {"message": entry.error, "error_class": entry.error_class}
+    if entry.swap_source is not None:
+        info["swap"] = {"state": State.LOADING.value, "source": entry.swap_source}
+    if entry.state is State.FAILED and entry.failure is not None:
+        info["last_error"] = {"message": entry.failure.message, "error_class": entry.failure.error_class}
     if entry.last_swap_error is not None:
         info["last_swap_error"] = entry.last_swap_error
     return info
@@ -64,9 +57,9 @@ def describe_adapter(entry: ModelEntry, adapter: AdapterEntry) -> dict:
     loaded = entry.current.adapters.get(adapter.name) if entry.current is not None else None
     state = adapter.state
     if loaded is not None:
-        state = ModelState.LOADED
-    elif state is ModelState.LOADED:
-        state = ModelState.AVAILABLE
+        state = State.LOADED
+    elif state is State.LOADED:  # attached to a version that is no longer current
+        state = State.REGISTERED
     info: dict = {
         "id": f"{entry.name}:{adapter.name}",
         "name": adapter.name,
@@ -79,6 +72,6 @@ def describe_adapter(entry: ModelEntry, adapter: AdapterEntry) -> dict:
         "loads": adapter.loads,
         "evictions": adapter.evictions,
     }
-    if state is ModelState.FAILED:
+    if state is State.FAILED:
         info["last_error"] = {"message": adapter.error}
     return info

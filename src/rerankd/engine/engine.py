@@ -1,43 +1,72 @@
-"""Tokenize -> infer -> postprocess for one `ScoreRequest`; the engine's single entry point.
+"""Tokenize -> batch -> infer -> postprocess for one `ScoreRequest`; the engine's single entry point.
 
 Tokenization and post-processing run in a thread pool (fast tokenizers release the GIL),
-inference on the device's compute thread via the model's scheduler; the event loop only
-moves requests between them.
+inference on the device's compute thread through the scheduler of the model version (or
+adapter) the request resolved to; the event loop only moves requests between them.
+
+The engine owns batching: one `Scheduler` per loaded version and adapter, created on first
+use and dropped when the registry lets go of the version. It never frees or loads weights.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from rerankd.core.compute import ComputeThreads
 from rerankd.core.types import ScoreEntry, ScoreRequest, ScoreResult, Usage
+from rerankd.engine.scheduler import Scheduler, SchedulerConfig
+from rerankd.engine.serving import ModelProvider, Servable
 from rerankd.models.base import Family, Prepared
-from rerankd.registry.registry import ModelRegistry
 
 
 class Engine:
-    """Scores requests against the models of a registry."""
+    """Scores requests against the models a `ModelProvider` serves."""
 
-    def __init__(self, registry: ModelRegistry, tokenizer_threads: int | None = None) -> None:
-        self.registry = registry
+    def __init__(
+        self,
+        models: ModelProvider,
+        compute: ComputeThreads,
+        config: SchedulerConfig | None = None,
+        tokenizer_threads: int | None = None,
+    ) -> None:
+        self.models = models
+        self.compute = compute
+        self.config = config or SchedulerConfig()
         workers = tokenizer_threads or max(2, min(8, os.cpu_count() or 2))
         self._tokenize = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rerankd-tokenize")
+        # Keyed weakly: when the registry drops a freed version, its scheduler goes with it.
+        self._schedulers: weakref.WeakKeyDictionary[Servable, Scheduler] = weakref.WeakKeyDictionary()
+
+    def scheduler(self, served: Servable) -> Scheduler:
+        """The scheduler of one loaded version (or adapter); every request for it shares its batches."""
+        scheduler = self._schedulers.get(served)
+        if scheduler is None:
+            family = served.family
+            executor = self.compute.executor(family.placement.device)
+            scheduler = Scheduler(family, executor, self.config, pins=served.pins)
+            self._schedulers[served] = scheduler
+        return scheduler
+
+    def queue(self, served: Servable) -> Scheduler | None:
+        """The scheduler of `served` if it has run anything (for reports), else None."""
+        return self._schedulers.get(served)
 
     async def score(self, request: ScoreRequest) -> ScoreResult:
         loop = asyncio.get_running_loop()
         # `model:adapter` or the request's adapter option picks a LoRA adapter: its own scheduler, same family API.
-        async with self.registry.use(request.model, request.options.adapter) as model:
-            family = model.family
+        async with self.models.use(request.model, request.options.adapter) as served:
+            family = served.family
             texts = [item.text for item in request.items]
             prepared = await loop.run_in_executor(
                 self._tokenize, family.prepare, request.query.text, texts, request.instruction, request.options
             )
-            outputs = await model.scheduler.run(prepared)
+            outputs = await self.scheduler(served).run(prepared)
             # Scores (MaxSim, cosine...) and sorting can be real work on big requests: off the loop too.
-            # Still inside `use`: the version stays held (never evicted or freed) until the result exists.
             return await loop.run_in_executor(self._tokenize, postprocess, family, request, prepared, outputs)
 
     def close(self) -> None:

@@ -1,0 +1,57 @@
+"""The wiring of one serving process: a registry that owns weights, an engine that batches on them.
+
+The engine and the registry never import each other; this is where they meet, for the HTTP
+app and for the in-process users (`rerankd score`, `rerankd bench`, tests).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rerankd.core.compute import ComputeThreads
+from rerankd.engine.engine import Engine
+from rerankd.engine.scheduler import SchedulerConfig
+from rerankd.registry.registry import ModelRegistry, RegistrySettings
+
+
+@dataclass
+class Service:
+    """A registry and an engine sharing one compute thread per device."""
+
+    registry: ModelRegistry
+    engine: Engine
+    compute: ComputeThreads
+
+    @classmethod
+    def create(
+        cls,
+        settings: RegistrySettings | None = None,
+        scheduler: SchedulerConfig | None = None,
+        tokenizer_threads: int | None = None,
+    ) -> Service:
+        compute = ComputeThreads()
+        registry = ModelRegistry(settings, compute)
+        return cls(registry, Engine(registry, compute, scheduler, tokenizer_threads), compute)
+
+    def describe(self, name: str) -> dict:
+        """`GET /v1/models/{name}`: the registry's record plus the engine's queue for the current version."""
+        info = self.registry.describe(name)
+        version = self.registry.current(name)
+        scheduler = self.engine.queue(version) if version is not None else None
+        if scheduler is not None:
+            stats = scheduler.stats
+            info["queue"] |= {
+                "active_requests": scheduler.active_requests,
+                "inflight_batches": scheduler.inflight_batches,
+                "batches": stats.batches,
+                "padding_waste": round(stats.padding_waste, 4),
+                "real_tokens": stats.real_tokens,
+                "padded_tokens": stats.padded_tokens,
+            }
+        return info
+
+    async def close(self) -> None:
+        """Unload every model (in-flight work finishes first), then stop the threads."""
+        await self.registry.close()
+        self.engine.close()
+        self.compute.shutdown()
