@@ -15,52 +15,50 @@ matched first and takes the last `/adapters/{adapter}` segment.
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
-from rerankd.api.codec import read_body, render, wants_msgpack
+from rerankd.api.codec import read, render, wants_msgpack
 from rerankd.api.common import context
-from rerankd.api.fields import get_str, reject_unknown, require_object
+from rerankd.api.schemas import admin as wire
 from rerankd.core.errors import InvalidRequest, ModelNotFound
 from rerankd.models.catalog import catalog
 
-_MODEL_BODY = {"source", "revision"}
-_ADAPTER_BODY = {"source"}
+Body = TypeVar("Body", wire.ModelSource, wire.AdapterSource)
 
 
-def _catalog_entry(model_id: str) -> dict:
+def _catalog_entry(model_id: str) -> wire.CatalogModel:
     spec = catalog()[model_id]
-    return {
-        "id": model_id,
-        "name": model_id,
-        "object": "model",
-        "source": model_id,
-        "state": "available",
-        "loaded": False,
-        "family": spec.family,
-        "catalog_id": model_id,
-        "registered": False,
-        "architecture": spec.architecture,
-        "max_length": spec.max_length,
-        "license": spec.license,
-        "notes": spec.notes,
-    }
+    return wire.CatalogModel(
+        id=model_id,
+        name=model_id,
+        object="model",
+        source=model_id,
+        state="available",
+        loaded=False,
+        family=spec.family,
+        catalog_id=model_id,
+        registered=False,
+        architecture=spec.architecture,
+        max_length=spec.max_length,
+        license=spec.license,
+        notes=spec.notes,
+    )
 
 
-def _reply(request: Request, payload: dict) -> Response:
+def _reply(request: Request, payload: Any) -> Response:
     return render(payload, msgpack_body=wants_msgpack(request))
 
 
-async def _source(request: Request, allowed: set[str]) -> tuple[str, dict]:
-    """The `source` (required, non-blank) of an admin body, and the body."""
-    body = require_object(await read_body(request, context(request).limits.max_body_bytes), "")
-    reject_unknown(body, allowed, "")
-    source = get_str(body, "source", "source", required=True)
-    assert source is not None
-    if not source.strip():
+async def _source(request: Request, schema: type[Body]) -> Body:
+    """An admin body; its `source` must not be blank (checked here so the message says so)."""
+    body = await read(request, schema, context(request).limits.max_body_bytes)
+    if not body.source.strip():
         raise InvalidRequest("'source' must not be blank", param="source")
-    return source, body
+    return body
 
 
 async def list_models(request: Request) -> Response:
@@ -69,7 +67,7 @@ async def list_models(request: Request) -> Response:
     known = [_catalog_entry(model_id) for model_id in catalog() if model_id not in registry]
     models = served + known
     # `data` is the OpenAI-style list; `models` is what sie-sdk's list_models() reads.
-    return _reply(request, {"object": "list", "data": models, "models": models, "memory": registry.memory()})
+    return _reply(request, wire.ModelList(object="list", data=models, models=models, memory=registry.memory()))
 
 
 async def get_model(request: Request) -> Response:
@@ -87,16 +85,15 @@ async def get_model(request: Request) -> Response:
 
 async def put_model(request: Request) -> Response:
     registry = context(request).engine.registry
-    source, body = await _source(request, _MODEL_BODY)
-    revision = get_str(body, "revision", "revision")
-    info = await registry.put_model(request.path_params["name"], source, revision)
+    body = await _source(request, wire.ModelSource)
+    info = await registry.put_model(request.path_params["name"], body.source, body.revision)
     return _reply(request, info | {"registered": True})
 
 
 async def delete_model(request: Request) -> Response:
     name = request.path_params["name"]
     await context(request).engine.registry.unload(name)
-    return _reply(request, {"id": name, "object": "model", "deleted": True})
+    return _reply(request, wire.Deleted(id=name, object="model", deleted=True))
 
 
 async def adapter(request: Request) -> Response:
@@ -105,14 +102,14 @@ async def adapter(request: Request) -> Response:
     if request.method == "GET":
         return _reply(request, registry.describe_adapter(name, adapter_name))
     if request.method == "PUT":
-        source, _ = await _source(request, _ADAPTER_BODY)
-        return _reply(request, await registry.put_adapter(name, adapter_name, source))
+        body = await _source(request, wire.AdapterSource)
+        return _reply(request, await registry.put_adapter(name, adapter_name, body.source))
     await registry.unload_adapter(name, adapter_name)
-    return _reply(request, {"id": f"{name}:{adapter_name}", "object": "adapter", "deleted": True})
+    return _reply(request, wire.Deleted(id=f"{name}:{adapter_name}", object="adapter", deleted=True))
 
 
 async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+    return render(wire.Health(status="ok"), msgpack_body=False)
 
 
 async def readyz(request: Request) -> Response:
@@ -120,8 +117,8 @@ async def readyz(request: Request) -> Response:
     ctx = context(request)
     registry = ctx.engine.registry
     states = {name: registry.describe(name)["state"] for name in registry.names()}
-    body = {"ready": ctx.startup_done, "models": states}
-    return JSONResponse(body, status_code=200 if ctx.startup_done else 503)
+    body = wire.Readiness(ready=ctx.startup_done, models=states)
+    return render(body, msgpack_body=False, status=200 if ctx.startup_done else 503)
 
 
 routes = [

@@ -42,6 +42,7 @@ def status_of(error: errors.RerankdError) -> int:
 
 
 def error_payload(error: errors.RerankdError) -> dict:
+    """`schemas.errors.ErrorResponse` as a dict: errors may add fields of their own (`extra`)."""
     detail: dict = {"code": error.code, "message": error.message}
     if error.param:
         detail["param"] = error.param
