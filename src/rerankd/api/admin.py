@@ -23,7 +23,9 @@ from starlette.routing import Route
 
 from rerankd.api.codec import read, render, wants_msgpack
 from rerankd.api.common import context
+from rerankd.api.openapi import BODY_ERRORS, JSON, Operation
 from rerankd.api.schemas import admin as wire
+from rerankd.core import errors
 from rerankd.core.errors import InvalidRequest, ModelNotFound
 from rerankd.models.catalog import catalog
 
@@ -130,4 +132,86 @@ routes = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
     Route("/health", readyz, methods=["GET"]),  # TEI's name: 200 once the server can score
+]
+
+_NAME = "model name; may contain '/' (Hugging Face ids)"
+_ADAPTER = {"name": _NAME, "adapter": "adapter name"}
+_LOADING = (errors.ModelLoadFailed, errors.ModelLoading, errors.NoCapacity)
+
+operations = [
+    Operation("GET", "/v1/models", "List served models and catalog ids", tag="Models", response=wire.ModelList),
+    Operation(
+        "GET",
+        "/v1/models/{name}",
+        "One model, catalog id or `name:adapter`",
+        tag="Models",
+        response=wire.MODEL_OR_ADAPTER,
+        errors=(errors.ModelNotFound, errors.AdapterNotFound),
+        params={"name": _NAME},
+    ),
+    Operation(
+        "PUT",
+        "/v1/models/{name}",
+        "Load a model, or hot-swap it when serving",
+        tag="Models",
+        request=wire.ModelSource,
+        response=wire.ModelInfo,
+        errors=(*BODY_ERRORS, errors.ModelNotFound, *_LOADING),
+        params={"name": _NAME},
+        description="Answers once the new version serves; on failure the old version keeps serving (502).",
+    ),
+    Operation(
+        "DELETE",
+        "/v1/models/{name}",
+        "Unload a model once its in-flight requests finish",
+        tag="Models",
+        response=wire.Deleted,
+        errors=(errors.ModelNotFound,),
+        params={"name": _NAME},
+    ),
+    Operation(
+        "GET",
+        "/v1/models/{name}/adapters/{adapter}",
+        "One LoRA adapter",
+        tag="Models",
+        response=wire.AdapterInfo,
+        errors=(errors.ModelNotFound, errors.AdapterNotFound),
+        params=_ADAPTER,
+    ),
+    Operation(
+        "PUT",
+        "/v1/models/{name}/adapters/{adapter}",
+        "Load (or replace) a LoRA adapter",
+        tag="Models",
+        request=wire.AdapterSource,
+        response=wire.AdapterInfo,
+        errors=(*BODY_ERRORS, errors.ModelNotFound, *_LOADING),
+        params=_ADAPTER,
+    ),
+    Operation(
+        "DELETE",
+        "/v1/models/{name}/adapters/{adapter}",
+        "Unload a LoRA adapter once its in-flight requests finish",
+        tag="Models",
+        response=wire.Deleted,
+        errors=(errors.ModelNotFound, errors.AdapterNotFound),
+        params=_ADAPTER,
+    ),
+    Operation("GET", "/healthz", "Liveness", tag="Health", response=wire.Health, media=(JSON,), open=True),
+    *(
+        Operation(
+            "GET",
+            path,
+            summary,
+            tag="Health",
+            response=wire.Readiness,
+            media=(JSON,),
+            open=open_path,
+            also={503: (wire.Readiness, "Start-up models are still loading.")},
+        )
+        for path, summary, open_path in (
+            ("/readyz", "Readiness: start-up models loaded (or failed)", True),
+            ("/health", "Readiness, under TEI's name", False),
+        )
+    ),
 ]

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from rerankd.api import admin, cohere, sie, tei
+from rerankd.api import admin, cohere, docs, sie, tei
 from rerankd.api.common import ApiContext, ApiLimits, ClientGone
 from rerankd.api.errors import error_response
 from rerankd.core.errors import InternalError, MethodNotAllowed, NotFound, RerankdError, Unauthorized
@@ -55,16 +55,18 @@ class ServerConfig:
 
 
 class ApiKeyMiddleware:
-    """Require `Authorization: Bearer <key>` on everything but health checks."""
+    """Require `Authorization: Bearer <key>` on everything but health checks and the API docs."""
 
-    OPEN_PATHS = ("/healthz", "/readyz")
+    OPEN_PATHS = ("/healthz", "/readyz", "/openapi.json", "/docs")
+    OPEN_PREFIXES = (f"{docs.STATIC_PREFIX}/",)
 
     def __init__(self, app: ASGIApp, key: str) -> None:
         self.app = app
         self.key = key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in self.OPEN_PATHS:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path not in self.OPEN_PATHS and not path.startswith(self.OPEN_PREFIXES):
             headers = dict(scope["headers"])
             supplied = headers.get(b"authorization", b"").removeprefix(b"Bearer ").strip()
             if not hmac.compare_digest(supplied, self.key):
@@ -134,7 +136,7 @@ def create_app(config: ServerConfig) -> Starlette:
             ctx.engine.close()
 
     app = Starlette(
-        routes=[*sie.routes, *cohere.routes, *tei.routes, *admin.routes],
+        routes=[*sie.routes, *cohere.routes, *tei.routes, *admin.routes, *docs.routes],
         exception_handlers={
             RerankdError: _rerankd_error,
             HTTPException: _http_error,
@@ -143,6 +145,8 @@ def create_app(config: ServerConfig) -> Starlette:
         },
         lifespan=lifespan,
     )
+    operations = [*sie.operations, *cohere.operations, *tei.operations, *admin.operations, *docs.operations]
+    app.state.openapi = docs.openapi_bytes(operations, config.limits)
     if config.api_key:
         app.add_middleware(ApiKeyMiddleware, key=config.api_key)
     return app

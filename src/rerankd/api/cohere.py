@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from rerankd.api.codec import read, render, wants_msgpack
 from rerankd.api.common import context, score_unless_disconnected
+from rerankd.api.openapi import BODY_ERRORS, SCORING_ERRORS, Operation
 from rerankd.api.schemas import cohere as wire
 from rerankd.api.schemas.common import check_count, document_item, model_or_default
 from rerankd.core import types
@@ -82,4 +83,17 @@ async def rerank_v2(request: Request) -> Response:
 routes = [
     Route("/v1/rerank", rerank_v1, methods=["POST"]),
     Route("/v2/rerank", rerank_v2, methods=["POST"]),
+]
+
+operations = [
+    Operation(
+        "POST",
+        path,
+        f"Rerank documents (Cohere {version} / Jina)",
+        tag="Cohere / Jina",
+        request=wire.RerankRequest,
+        response=wire.RerankResponse,
+        errors=BODY_ERRORS + SCORING_ERRORS,
+    )
+    for path, version in (("/v1/rerank", "v1"), ("/v2/rerank", "v2"))
 ]

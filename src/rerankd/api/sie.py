@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from rerankd.api.codec import read, render, wants_msgpack
 from rerankd.api.common import context, score_unless_disconnected
+from rerankd.api.openapi import BODY_ERRORS, SCORING_ERRORS, Operation
 from rerankd.api.schemas import sie as wire
 from rerankd.api.schemas.common import check_count
 from rerankd.core import types
@@ -87,3 +88,18 @@ async def score(request: Request) -> Response:
 
 
 routes = [Route("/v1/score/{model:path}", score, methods=["POST"])]
+
+operations = [
+    Operation(
+        "POST",
+        "/v1/score/{model}",
+        "Score items against a query (SIE protocol)",
+        tag="SIE",
+        request=wire.ScoreRequest,
+        response=wire.ScoreResponse,
+        errors=BODY_ERRORS + SCORING_ERRORS,
+        params={"model": "served model name, `name:adapter` for a LoRA adapter; may contain '/'"},
+        description="The protocol `sie-sdk` speaks. JSON or MessagePack in; the answer follows the body's "
+        "encoding, or `Accept: application/msgpack`.",
+    )
+]

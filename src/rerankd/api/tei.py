@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from rerankd.api.codec import read, render, wants_msgpack
 from rerankd.api.common import context, score_unless_disconnected
+from rerankd.api.openapi import BODY_ERRORS, SCORING_ERRORS, Operation
 from rerankd.api.schemas import tei as wire
 from rerankd.api.schemas.common import check_count, document_item, model_or_default
 from rerankd.core import types
@@ -52,3 +53,15 @@ async def rerank(request: Request) -> Response:
 
 
 routes = [Route("/rerank", rerank, methods=["POST"])]
+
+operations = [
+    Operation(
+        "POST",
+        "/rerank",
+        "Rerank texts (Hugging Face TEI)",
+        tag="TEI",
+        request=wire.TeiRerankRequest,
+        response=wire.TeiRerankResponse,
+        errors=BODY_ERRORS + SCORING_ERRORS,
+    )
+]
