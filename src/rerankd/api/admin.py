@@ -15,52 +15,52 @@ matched first and takes the last `/adapters/{adapter}` segment.
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
-from rerankd.api.codec import read_body, render, wants_msgpack
+from rerankd.api.codec import read, render, wants_msgpack
 from rerankd.api.common import context
-from rerankd.api.fields import get_str, reject_unknown, require_object
+from rerankd.api.openapi import BODY_ERRORS, JSON, Operation
+from rerankd.api.schemas import admin as wire
+from rerankd.core import errors
 from rerankd.core.errors import InvalidRequest, ModelNotFound
 from rerankd.models.catalog import catalog
 
-_MODEL_BODY = {"source", "revision"}
-_ADAPTER_BODY = {"source"}
+Body = TypeVar("Body", wire.ModelSource, wire.AdapterSource)
 
 
-def _catalog_entry(model_id: str) -> dict:
+def _catalog_entry(model_id: str) -> wire.CatalogModel:
     spec = catalog()[model_id]
-    return {
-        "id": model_id,
-        "name": model_id,
-        "object": "model",
-        "source": model_id,
-        "state": "available",
-        "loaded": False,
-        "family": spec.family,
-        "catalog_id": model_id,
-        "registered": False,
-        "architecture": spec.architecture,
-        "max_length": spec.max_length,
-        "license": spec.license,
-        "notes": spec.notes,
-    }
+    return wire.CatalogModel(
+        id=model_id,
+        name=model_id,
+        object="model",
+        source=model_id,
+        state="available",
+        loaded=False,
+        family=spec.family,
+        catalog_id=model_id,
+        registered=False,
+        architecture=spec.architecture,
+        max_length=spec.max_length,
+        license=spec.license,
+        notes=spec.notes,
+    )
 
 
-def _reply(request: Request, payload: dict) -> Response:
+def _reply(request: Request, payload: Any) -> Response:
     return render(payload, msgpack_body=wants_msgpack(request))
 
 
-async def _source(request: Request, allowed: set[str]) -> tuple[str, dict]:
-    """The `source` (required, non-blank) of an admin body, and the body."""
-    body = require_object(await read_body(request, context(request).limits.max_body_bytes), "")
-    reject_unknown(body, allowed, "")
-    source = get_str(body, "source", "source", required=True)
-    assert source is not None
-    if not source.strip():
+async def _source(request: Request, schema: type[Body]) -> Body:
+    """An admin body; its `source` must not be blank (checked here so the message says so)."""
+    body = await read(request, schema, context(request).limits.max_body_bytes)
+    if not body.source.strip():
         raise InvalidRequest("'source' must not be blank", param="source")
-    return source, body
+    return body
 
 
 async def list_models(request: Request) -> Response:
@@ -70,7 +70,7 @@ async def list_models(request: Request) -> Response:
     known = [_catalog_entry(model_id) for model_id in catalog() if model_id not in registry]
     models = served + known
     # `data` is the OpenAI-style list; `models` is what sie-sdk's list_models() reads.
-    return _reply(request, {"object": "list", "data": models, "models": models, "memory": registry.memory()})
+    return _reply(request, wire.ModelList(object="list", data=models, models=models, memory=registry.memory()))
 
 
 async def get_model(request: Request) -> Response:
@@ -87,18 +87,17 @@ async def get_model(request: Request) -> Response:
 
 
 async def put_model(request: Request) -> Response:
-    registry = context(request).registry
-    source, body = await _source(request, _MODEL_BODY)
-    revision = get_str(body, "revision", "revision")
+    ctx = context(request)
+    body = await _source(request, wire.ModelSource)
     name = request.path_params["name"]
-    await registry.put_model(name, source, revision)
-    return _reply(request, context(request).service.describe(name) | {"registered": True})
+    await ctx.registry.put_model(name, body.source, body.revision)
+    return _reply(request, ctx.service.describe(name) | {"registered": True})
 
 
 async def delete_model(request: Request) -> Response:
     name = request.path_params["name"]
     await context(request).registry.unload(name)
-    return _reply(request, {"id": name, "object": "model", "deleted": True})
+    return _reply(request, wire.Deleted(id=name, object="model", deleted=True))
 
 
 async def adapter(request: Request) -> Response:
@@ -107,14 +106,14 @@ async def adapter(request: Request) -> Response:
     if request.method == "GET":
         return _reply(request, registry.describe_adapter(name, adapter_name))
     if request.method == "PUT":
-        source, _ = await _source(request, _ADAPTER_BODY)
-        return _reply(request, await registry.put_adapter(name, adapter_name, source))
+        body = await _source(request, wire.AdapterSource)
+        return _reply(request, await registry.put_adapter(name, adapter_name, body.source))
     await registry.unload_adapter(name, adapter_name)
-    return _reply(request, {"id": f"{name}:{adapter_name}", "object": "adapter", "deleted": True})
+    return _reply(request, wire.Deleted(id=f"{name}:{adapter_name}", object="adapter", deleted=True))
 
 
 async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+    return render(wire.Health(status="ok"), msgpack_body=False)
 
 
 async def readyz(request: Request) -> Response:
@@ -122,8 +121,8 @@ async def readyz(request: Request) -> Response:
     ctx = context(request)
     registry = ctx.registry
     states = {name: registry.describe(name)["state"] for name in registry.names()}
-    body = {"ready": ctx.startup_done, "models": states}
-    return JSONResponse(body, status_code=200 if ctx.startup_done else 503)
+    body = wire.Readiness(ready=ctx.startup_done, models=states)
+    return render(body, msgpack_body=False, status=200 if ctx.startup_done else 503)
 
 
 routes = [
@@ -135,4 +134,86 @@ routes = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
     Route("/health", readyz, methods=["GET"]),  # TEI's name: 200 once the server can score
+]
+
+_NAME = "model name; may contain '/' (Hugging Face ids)"
+_ADAPTER = {"name": _NAME, "adapter": "adapter name"}
+_LOADING = (errors.ModelLoadFailed, errors.ModelLoading, errors.NoCapacity)
+
+operations = [
+    Operation("GET", "/v1/models", "List served models and catalog ids", tag="Models", response=wire.ModelList),
+    Operation(
+        "GET",
+        "/v1/models/{name}",
+        "One model, catalog id or `name:adapter`",
+        tag="Models",
+        response=wire.MODEL_OR_ADAPTER,
+        errors=(errors.ModelNotFound, errors.AdapterNotFound),
+        params={"name": _NAME},
+    ),
+    Operation(
+        "PUT",
+        "/v1/models/{name}",
+        "Load a model, or hot-swap it when serving",
+        tag="Models",
+        request=wire.ModelSource,
+        response=wire.ModelInfo,
+        errors=(*BODY_ERRORS, errors.ModelNotFound, *_LOADING),
+        params={"name": _NAME},
+        description="Answers once the new version serves; on failure the old version keeps serving (502).",
+    ),
+    Operation(
+        "DELETE",
+        "/v1/models/{name}",
+        "Unload a model once its in-flight requests finish",
+        tag="Models",
+        response=wire.Deleted,
+        errors=(errors.ModelNotFound,),
+        params={"name": _NAME},
+    ),
+    Operation(
+        "GET",
+        "/v1/models/{name}/adapters/{adapter}",
+        "One LoRA adapter",
+        tag="Models",
+        response=wire.AdapterInfo,
+        errors=(errors.ModelNotFound, errors.AdapterNotFound),
+        params=_ADAPTER,
+    ),
+    Operation(
+        "PUT",
+        "/v1/models/{name}/adapters/{adapter}",
+        "Load (or replace) a LoRA adapter",
+        tag="Models",
+        request=wire.AdapterSource,
+        response=wire.AdapterInfo,
+        errors=(*BODY_ERRORS, errors.ModelNotFound, *_LOADING),
+        params=_ADAPTER,
+    ),
+    Operation(
+        "DELETE",
+        "/v1/models/{name}/adapters/{adapter}",
+        "Unload a LoRA adapter once its in-flight requests finish",
+        tag="Models",
+        response=wire.Deleted,
+        errors=(errors.ModelNotFound, errors.AdapterNotFound),
+        params=_ADAPTER,
+    ),
+    Operation("GET", "/healthz", "Liveness", tag="Health", response=wire.Health, media=(JSON,), open=True),
+    *(
+        Operation(
+            "GET",
+            path,
+            summary,
+            tag="Health",
+            response=wire.Readiness,
+            media=(JSON,),
+            open=open_path,
+            also={503: (wire.Readiness, "Start-up models are still loading.")},
+        )
+        for path, summary, open_path in (
+            ("/readyz", "Readiness: start-up models loaded (or failed)", True),
+            ("/health", "Readiness, under TEI's name", False),
+        )
+    ),
 ]

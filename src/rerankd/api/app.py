@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from rerankd.api import admin, cohere, sie, tei
+from rerankd.api import admin, cohere, docs, sie, tei
 from rerankd.api.common import ApiContext, ApiLimits, ClientGone
 from rerankd.api.errors import error_response
 from rerankd.api.service import Service
@@ -57,16 +57,18 @@ class ServerConfig:
 
 
 class ApiKeyMiddleware:
-    """Require `Authorization: Bearer <key>` on everything but health checks."""
+    """Require `Authorization: Bearer <key>` on everything but health checks and the API docs."""
 
-    OPEN_PATHS = ("/healthz", "/readyz")
+    OPEN_PATHS = ("/healthz", "/readyz", "/openapi.json", "/docs")
+    OPEN_PREFIXES = (f"{docs.STATIC_PREFIX}/",)
 
     def __init__(self, app: ASGIApp, key: str) -> None:
         self.app = app
         self.key = key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in self.OPEN_PATHS:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path not in self.OPEN_PATHS and not path.startswith(self.OPEN_PREFIXES):
             headers = dict(scope["headers"])
             supplied = headers.get(b"authorization", b"").removeprefix(b"Bearer ").strip()
             if not hmac.compare_digest(supplied, self.key):
@@ -92,6 +94,7 @@ async def _http_error(request: Request, error: Exception) -> Response:
 
 
 async def _client_gone(request: Request, error: Exception) -> Response:
+    """The client hung up (before its answer, or while still sending its body): nobody reads this."""
     return Response(status_code=499)
 
 
@@ -135,15 +138,18 @@ def create_app(config: ServerConfig) -> Starlette:
             await service.close()
 
     app = Starlette(
-        routes=[*sie.routes, *cohere.routes, *tei.routes, *admin.routes],
+        routes=[*sie.routes, *cohere.routes, *tei.routes, *admin.routes, *docs.routes],
         exception_handlers={
             RerankdError: _rerankd_error,
             HTTPException: _http_error,
             ClientGone: _client_gone,
+            ClientDisconnect: _client_gone,
             Exception: _unexpected,
         },
         lifespan=lifespan,
     )
+    operations = [*sie.operations, *cohere.operations, *tei.operations, *admin.operations, *docs.operations]
+    app.state.openapi = docs.openapi_bytes(operations, config.limits)
     if config.api_key:
         app.add_middleware(ApiKeyMiddleware, key=config.api_key)
     return app

@@ -1,15 +1,22 @@
-"""Request bodies in, responses out: JSON or MessagePack, chosen by the request's headers."""
+"""Request bodies in, responses out: JSON or MessagePack, chosen by the request's headers.
+
+A body is read up to the size limit, then decoded by msgspec straight into the route's schema
+Struct, so both encodings get the same validation; a failure becomes an `InvalidRequest` that
+names the field the way the client wrote it (`items[3].text`), see `validation.py`.
+"""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import Any, TypeVar
 
-import msgpack
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from rerankd.api.validation import invalid_request
 from rerankd.core.errors import MalformedBody, RequestTooLarge, UnsupportedMediaType
+
+T = TypeVar("T")
 
 MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack", "application/vnd.msgpack")
 # Content types a JSON body may arrive with (curl -d sends form encoding unless told otherwise).
@@ -32,8 +39,8 @@ def wants_msgpack(request: Request) -> bool:
     return any(kind in accept for kind in MSGPACK_TYPES)
 
 
-async def read_body(request: Request, limit: int) -> Any:
-    """The decoded body; 400 when it cannot be decoded, 413 past `limit` bytes."""
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body; 413 past `limit` bytes, whether declared up front or streamed."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise RequestTooLarge(f"request body of {declared} bytes exceeds the {limit}-byte limit")
@@ -44,35 +51,55 @@ async def read_body(request: Request, limit: int) -> Any:
         if size > limit:
             raise RequestTooLarge(f"request body exceeds the {limit}-byte limit")
         chunks.append(chunk)
-    raw = b"".join(chunks)
-    media_type = _media_type(request.headers.get("content-type"))
+    return b"".join(chunks)
+
+
+def decode(raw: bytes, media_type: str, schema: type[T]) -> T:
+    """`raw` as an instance of `schema`: 400 MALFORMED_BODY or INVALID_REQUEST, 415 for other media."""
     if media_type in MSGPACK_TYPES:
-        try:
-            return msgpack.unpackb(raw, raw=False)
-        except Exception as error:
-            raise MalformedBody(f"body is not valid MessagePack: {type(error).__name__}") from None
+        return _decode(msgspec.msgpack.decode, raw, schema, "MessagePack")
     if media_type not in JSON_COMPATIBLE and not media_type.endswith("+json"):
         raise UnsupportedMediaType(
             f"content type {media_type!r} is not supported; send application/json or application/msgpack"
         )
     if not raw:
         raise MalformedBody("request body is empty; expected a JSON object")
+    return _decode(msgspec.json.decode, raw, schema, "JSON")
+
+
+def _decode(decoder: Any, raw: bytes, schema: type[T], encoding: str) -> T:
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise MalformedBody(f"body is not valid JSON: {error}") from None
+        return decoder(raw, type=schema)
+    except msgspec.ValidationError as error:
+        # msgspec validates while it parses, so `garbage` fails as "expected an object" before the
+        # parser reaches the bytes that are not MessagePack at all: tell the two apart.
+        try:
+            decoder(raw)
+        except msgspec.DecodeError as malformed:
+            raise MalformedBody(f"body is not valid {encoding}: {malformed}") from None
+        raise invalid_request(error, schema) from None
+    except msgspec.DecodeError as error:
+        raise MalformedBody(f"body is not valid {encoding}: {error}") from None
 
 
-def _json_default(value: Any) -> Any:
+async def read(request: Request, schema: type[T], limit: int) -> T:
+    """Read, size-check and decode the request's body into `schema`."""
+    raw = await read_body(request, limit)
+    return decode(raw, _media_type(request.headers.get("content-type")), schema)
+
+
+def _enc_hook(value: Any) -> Any:
     if hasattr(value, "item"):  # numpy scalars
         return value.item()
-    raise TypeError(f"cannot serialise {type(value).__name__}")
+    raise NotImplementedError(f"cannot serialise {type(value).__name__}")
+
+
+_JSON = msgspec.json.Encoder(enc_hook=_enc_hook)
+_MSGPACK = msgspec.msgpack.Encoder(enc_hook=_enc_hook)
 
 
 def render(payload: Any, *, msgpack_body: bool, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """Serialise `payload` as msgpack or JSON."""
+    """Serialise `payload` (a schema Struct, or the registry's plain dicts) as msgpack or JSON."""
     if msgpack_body:
-        body = msgpack.packb(payload, use_bin_type=True, default=_json_default)
-        return Response(body, status_code=status, media_type="application/msgpack", headers=headers)
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default)
-    return Response(body.encode(), status_code=status, media_type="application/json", headers=headers)
+        return Response(_MSGPACK.encode(payload), status_code=status, media_type="application/msgpack", headers=headers)
+    return Response(_JSON.encode(payload), status_code=status, media_type="application/json", headers=headers)

@@ -1,8 +1,7 @@
 """Cohere and Jina rerank: `POST /v1/rerank` and `POST /v2/rerank`.
 
-Request: `{"model", "query", "documents": [str | {"text"}], "top_n"?, "return_documents"?,
-"max_chunks_per_doc"?, "max_tokens_per_doc"?}`. Response: Cohere's `id`/`results`/`meta`
-plus Jina's `model`/`usage`, so clients of either parse it unchanged.
+Request: `schemas.cohere.RerankRequest`. Response: Cohere's `id`/`results`/`meta` plus Jina's
+`model`/`usage`, so clients of either parse it unchanged.
 """
 
 from __future__ import annotations
@@ -14,91 +13,63 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from rerankd.api.codec import read_body, render, wants_msgpack
+from rerankd.api.codec import read, render, wants_msgpack
 from rerankd.api.common import context, score_unless_disconnected
-from rerankd.api.fields import (
-    get_bool,
-    get_list,
-    get_positive_int,
-    get_str,
-    parse_document,
-    reject_unknown,
-    require_object,
-)
+from rerankd.api.openapi import BODY_ERRORS, SCORING_ERRORS, Operation
+from rerankd.api.schemas import cohere as wire
+from rerankd.api.schemas.common import check_count, document_item, model_or_default
+from rerankd.core import types
 from rerankd.core.errors import InvalidRequest
-from rerankd.core.types import Item, ScoreOptions, ScoreRequest, ScoreResult
-
-_FIELDS = {
-    "model",
-    "query",
-    "documents",
-    "top_n",
-    "return_documents",
-    "max_chunks_per_doc",
-    "max_tokens_per_doc",
-    "rank_fields",
-}
 
 
-def model_or_default(body: dict, request: Request) -> str:
-    model = get_str(body, "model", "model")
-    if model is None:
-        model = context(request).default_model
-        if model is None:
-            raise InvalidRequest("'model' is required", param="model")
-    return model
-
-
-def parse_rerank_request(body: object, request: Request) -> tuple[ScoreRequest, bool]:
-    body = require_object(body, "")
-    reject_unknown(body, _FIELDS, "")
-    rank_fields = body.get("rank_fields")
-    if rank_fields not in (None, ["text"]):
+def to_score_request(body: wire.RerankRequest, *, default_model: str | None, max_items: int) -> types.ScoreRequest:
+    if body.rank_fields is not None and body.rank_fields != ["text"]:
         raise InvalidRequest("only rank_fields=['text'] is supported", param="rank_fields")
-    query = get_str(body, "query", "query", required=True)
-    limit = context(request).limits.max_items
-    documents = get_list(body, "documents", "documents", max_items=limit)
-    items = [parse_document(value, f"documents[{index}]") for index, value in enumerate(documents)]
-    options = ScoreOptions(
-        top_k=get_positive_int(body, "top_n", "top_n"),
-        max_tokens_per_doc=get_positive_int(body, "max_tokens_per_doc", "max_tokens_per_doc"),
-        max_chunks_per_doc=get_positive_int(body, "max_chunks_per_doc", "max_chunks_per_doc"),
+    check_count(body.documents, "documents", max_items)
+    return types.ScoreRequest(
+        model=model_or_default(body.model, default_model),
+        query=types.Item(text=body.query),
+        items=[document_item(document) for document in body.documents],
+        options=types.ScoreOptions(
+            top_k=body.top_n,
+            max_tokens_per_doc=body.max_tokens_per_doc,
+            max_chunks_per_doc=body.max_chunks_per_doc,
+        ),
     )
-    score_request = ScoreRequest(
-        model=model_or_default(body, request),
-        query=Item(text=query),
-        items=items,
-        options=options,  # type: ignore[arg-type]
-    )
-    return score_request, get_bool(body, "return_documents", "return_documents")
 
 
-def render_rerank_result(result: ScoreResult, request: ScoreRequest, *, return_documents: bool, version: str) -> dict:
-    results = []
-    for entry in result.entries:
-        row: dict = {"index": entry.index, "relevance_score": entry.score}
-        if return_documents:
-            row["document"] = {"text": request.items[entry.index].text}
-        results.append(row)
-    return {
-        "id": str(uuid.uuid4()),
-        "model": result.model,
-        "results": results,
-        "meta": {
-            "api_version": {"version": version},
-            "billed_units": {"search_units": max(1, math.ceil(result.usage.pairs / 100))},
-            "tokens": {"input_tokens": result.usage.input_tokens, "output_tokens": 0},
-        },
-        "usage": {"total_tokens": result.usage.input_tokens, "prompt_tokens": result.usage.input_tokens},
-    }
+def to_rerank_response(
+    result: types.ScoreResult, body: wire.RerankRequest, request: types.ScoreRequest, *, version: str
+) -> wire.RerankResponse:
+    """`version` is the route's API version (1 or 2), echoed in `meta` as Cohere does."""
+    usage = result.usage
+    return wire.RerankResponse(
+        id=str(uuid.uuid4()),
+        model=result.model,
+        results=[
+            wire.RerankResult(
+                index=entry.index,
+                relevance_score=float(entry.score),
+                document=wire.DocumentText(request.items[entry.index].text) if body.return_documents else None,
+            )
+            for entry in result.entries
+        ],
+        meta=wire.RerankMeta(
+            api_version=wire.ApiVersion(version),
+            billed_units=wire.BilledUnits(search_units=max(1, math.ceil(usage.pairs / 100))),
+            tokens=wire.Tokens(input_tokens=usage.input_tokens, output_tokens=0),
+        ),
+        usage=wire.RerankUsage(total_tokens=usage.input_tokens, prompt_tokens=usage.input_tokens),
+    )
 
 
 async def _rerank(request: Request, version: str) -> Response:
-    body = await read_body(request, context(request).limits.max_body_bytes)
-    score_request, return_documents = parse_rerank_request(body, request)
+    ctx = context(request)
+    body = await read(request, wire.RerankRequest, ctx.limits.max_body_bytes)
+    score_request = to_score_request(body, default_model=ctx.default_model, max_items=ctx.limits.max_items)
     result = await score_unless_disconnected(request, score_request)
-    payload = render_rerank_result(result, score_request, return_documents=return_documents, version=version)
-    return render(payload, msgpack_body=wants_msgpack(request))
+    response = to_rerank_response(result, body, score_request, version=version)
+    return render(response, msgpack_body=wants_msgpack(request))
 
 
 async def rerank_v1(request: Request) -> Response:
@@ -112,4 +83,17 @@ async def rerank_v2(request: Request) -> Response:
 routes = [
     Route("/v1/rerank", rerank_v1, methods=["POST"]),
     Route("/v2/rerank", rerank_v2, methods=["POST"]),
+]
+
+operations = [
+    Operation(
+        "POST",
+        path,
+        f"Rerank documents (Cohere {version} / Jina)",
+        tag="Cohere / Jina",
+        request=wire.RerankRequest,
+        response=wire.RerankResponse,
+        errors=BODY_ERRORS + SCORING_ERRORS,
+    )
+    for path, version in (("/v1/rerank", "v1"), ("/v2/rerank", "v2"))
 ]

@@ -34,14 +34,20 @@ STATUS: dict[type[errors.RerankdError], int] = {
 }
 
 
-def status_of(error: errors.RerankdError) -> int:
-    for kind in type(error).__mro__:
-        if kind in STATUS:
-            return STATUS[kind]
+def status_for(kind: type[errors.RerankdError]) -> int:
+    """The status of an error type (the OpenAPI document lists each route's statuses from it)."""
+    for base in kind.__mro__:
+        if base in STATUS:
+            return STATUS[base]
     return 500
 
 
+def status_of(error: errors.RerankdError) -> int:
+    return status_for(type(error))
+
+
 def error_payload(error: errors.RerankdError) -> dict:
+    """`schemas.errors.ErrorResponse` as a dict: errors may add fields of their own (`extra`)."""
     detail: dict = {"code": error.code, "message": error.message}
     if error.param:
         detail["param"] = error.param

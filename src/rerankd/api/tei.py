@@ -1,7 +1,6 @@
 """Text Embeddings Inference's `POST /rerank`.
 
-Request: `{"query", "texts": [str], "raw_scores"?, "return_text"?, "truncate"?,
-"truncation_direction"?, "model"?}`; response: `[{"index", "score", "text"?}]`, best first.
+Request: `schemas.tei.TeiRerankRequest`; response: `[{"index", "score", "text"?}]`, best first.
 As in TEI, `truncate` defaults to false: a text over the model's limit is a 413, not cut.
 """
 
@@ -11,44 +10,58 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from rerankd.api.codec import read_body, render, wants_msgpack
-from rerankd.api.cohere import model_or_default
+from rerankd.api.codec import read, render, wants_msgpack
 from rerankd.api.common import context, score_unless_disconnected
-from rerankd.api.fields import get_bool, get_list, get_str, parse_document, reject_unknown, require_object
+from rerankd.api.openapi import BODY_ERRORS, SCORING_ERRORS, Operation
+from rerankd.api.schemas import tei as wire
+from rerankd.api.schemas.common import check_count, document_item, model_or_default
+from rerankd.core import types
 from rerankd.core.errors import InvalidRequest
-from rerankd.core.types import Item, ScoreOptions, ScoreRequest
 
-_FIELDS = {"query", "texts", "raw_scores", "return_text", "truncate", "truncation_direction", "model"}
+
+def to_score_request(body: wire.TeiRerankRequest, *, default_model: str | None, max_items: int) -> types.ScoreRequest:
+    if (body.truncation_direction or "Right").lower() != "right":
+        raise InvalidRequest("only truncation_direction 'Right' is supported", param="truncation_direction")
+    check_count(body.texts, "texts", max_items)
+    return types.ScoreRequest(
+        model=model_or_default(body.model, default_model),
+        query=types.Item(text=body.query),
+        items=[document_item(text) for text in body.texts],
+        options=types.ScoreOptions(raw_scores=bool(body.raw_scores), truncate=bool(body.truncate)),
+    )
+
+
+def to_tei_response(
+    result: types.ScoreResult, body: wire.TeiRerankRequest, request: types.ScoreRequest
+) -> wire.TeiRerankResponse:
+    return [
+        wire.TeiRank(
+            index=entry.index,
+            score=float(entry.score),
+            text=request.items[entry.index].text if body.return_text else None,
+        )
+        for entry in result.entries
+    ]
 
 
 async def rerank(request: Request) -> Response:
     ctx = context(request)
-    body = require_object(await read_body(request, ctx.limits.max_body_bytes), "")
-    reject_unknown(body, _FIELDS, "")
-    direction = get_str(body, "truncation_direction", "truncation_direction") or "Right"
-    if direction.lower() != "right":
-        raise InvalidRequest("only truncation_direction 'Right' is supported", param="truncation_direction")
-    query = get_str(body, "query", "query", required=True)
-    texts = get_list(body, "texts", "texts", max_items=ctx.limits.max_items)
-    items = [parse_document(value, f"texts[{index}]") for index, value in enumerate(texts)]
-    score_request = ScoreRequest(
-        model=model_or_default(body, request),
-        query=Item(text=query),  # type: ignore[arg-type]
-        items=items,
-        options=ScoreOptions(
-            raw_scores=get_bool(body, "raw_scores", "raw_scores"),
-            truncate=get_bool(body, "truncate", "truncate", default=False),
-        ),
-    )
-    return_text = get_bool(body, "return_text", "return_text")
+    body = await read(request, wire.TeiRerankRequest, ctx.limits.max_body_bytes)
+    score_request = to_score_request(body, default_model=ctx.default_model, max_items=ctx.limits.max_items)
     result = await score_unless_disconnected(request, score_request)
-    payload = []
-    for entry in result.entries:
-        row: dict = {"index": entry.index, "score": entry.score}
-        if return_text:
-            row["text"] = items[entry.index].text
-        payload.append(row)
-    return render(payload, msgpack_body=wants_msgpack(request))
+    return render(to_tei_response(result, body, score_request), msgpack_body=wants_msgpack(request))
 
 
 routes = [Route("/rerank", rerank, methods=["POST"])]
+
+operations = [
+    Operation(
+        "POST",
+        "/rerank",
+        "Rerank texts (Hugging Face TEI)",
+        tag="TEI",
+        request=wire.TeiRerankRequest,
+        response=wire.TeiRerankResponse,
+        errors=BODY_ERRORS + SCORING_ERRORS,
+    )
+]
