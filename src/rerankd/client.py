@@ -300,14 +300,10 @@ def unload_adapter_call(model: str, adapter: str) -> Call[dict[str, Any]]:
 # ------------------------------------------------------------------------------ clients
 
 
-def _http_options(base_url: str, api_key: str | None, timeout: float) -> dict[str, Any]:
-    """What `httpx.Client` and `httpx.AsyncClient` are both built with."""
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    return {"base_url": base_url.rstrip("/"), "timeout": timeout, "headers": headers}
+class _Connection:
+    """What both clients hold: an httpx client of `_transport`'s kind and the `wait_for_model` budget."""
 
-
-class Client:
-    """Blocking client. `wait_for_model` seconds are spent retrying 503 MODEL_LOADING/QUEUE_FULL."""
+    _transport: type[httpx.Client] | type[httpx.AsyncClient]
 
     def __init__(
         self,
@@ -317,8 +313,16 @@ class Client:
         timeout: float = 120.0,
         wait_for_model: float = 120.0,
     ) -> None:
-        self._http = httpx.Client(**_http_options(base_url, api_key, timeout))
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = self._transport(base_url=base_url.rstrip("/"), timeout=timeout, headers=headers)
         self._wait = wait_for_model
+
+
+class Client(_Connection):
+    """Blocking client. `wait_for_model` seconds are spent retrying 503 MODEL_LOADING/QUEUE_FULL."""
+
+    _transport = httpx.Client
+    _http: httpx.Client
 
     def __enter__(self) -> Client:
         return self
@@ -397,19 +401,11 @@ class Client:
         return self._send(unload_adapter_call(model, adapter))
 
 
-class AsyncClient:
+class AsyncClient(_Connection):
     """Asyncio twin of `Client`."""
 
-    def __init__(
-        self,
-        base_url: str = "http://localhost:8080",
-        *,
-        api_key: str | None = None,
-        timeout: float = 120.0,
-        wait_for_model: float = 120.0,
-    ) -> None:
-        self._http = httpx.AsyncClient(**_http_options(base_url, api_key, timeout))
-        self._wait = wait_for_model
+    _transport = httpx.AsyncClient
+    _http: httpx.AsyncClient
 
     async def __aenter__(self) -> AsyncClient:
         return self
