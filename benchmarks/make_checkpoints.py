@@ -7,58 +7,33 @@
 `xlmr-large`: XLMRobertaForSequenceClassification shaped like BAAI/bge-reranker-v2-m3
 (24 layers, hidden 1024; 568M parameters) with the XLM-R tokenizer from `--assets/xlm-roberta`.
 Speed depends on shapes, not on weight values, so these stand in for the real models.
+The layouts come from `rerankd.bench.checkpoints` (gpu_check.sh puts `src/` on PYTHONPATH).
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 import torch
-from transformers import (
-    BertConfig,
-    BertForSequenceClassification,
-    XLMRobertaConfig,
-    XLMRobertaForSequenceClassification,
-)
+from transformers import BertForSequenceClassification, XLMRobertaForSequenceClassification
+
+from rerankd.bench.checkpoints import bert_cross_encoder_config, save_checkpoint, xlmr_cross_encoder_config
 
 
 def minilm(assets: Path, out: Path) -> Path:
-    config = BertConfig(
-        vocab_size=30522,
-        hidden_size=384,
-        num_hidden_layers=6,
-        num_attention_heads=12,
-        intermediate_size=1536,
-        max_position_embeddings=512,
-        num_labels=1,
-    )
-    return _save(BertForSequenceClassification(config), assets / "bert", out / "minilm")
+    model = BertForSequenceClassification(bert_cross_encoder_config())
+    return _save(model, assets / "bert", out / "minilm")
 
 
 def xlmr_large(assets: Path, out: Path) -> Path:
-    config = XLMRobertaConfig(
-        vocab_size=250002,
-        hidden_size=1024,
-        num_hidden_layers=24,
-        num_attention_heads=16,
-        intermediate_size=4096,
-        max_position_embeddings=8194,
-        type_vocab_size=1,
-        pad_token_id=1,
-        bos_token_id=0,
-        eos_token_id=2,
-        num_labels=1,
-    )
-    return _save(XLMRobertaForSequenceClassification(config), assets / "xlm-roberta", out / "xlmr-large")
+    model = XLMRobertaForSequenceClassification(xlmr_cross_encoder_config())
+    return _save(model, assets / "xlm-roberta", out / "xlmr-large")
 
 
 def _save(model: torch.nn.Module, tokenizer_dir: Path, target: Path) -> Path:
-    target.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(target))
-    for path in tokenizer_dir.iterdir():
-        shutil.copy(path, target / path.name)
+    """The assets' tokenizer folder holds only tokenizer files: all of them go beside the weights."""
+    save_checkpoint(model, target, tokenizer_dir, sorted(path.name for path in tokenizer_dir.iterdir()))
     parameters = sum(p.numel() for p in model.parameters())
     print(f"{target}: {parameters / 1e6:.1f}M parameters")
     return target

@@ -12,12 +12,10 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
   -d "$ASSETS/wheels" starlette uvicorn
 python3 - "$ASSETS/bert" <<'PY'
-import shutil, sys
-from rerankd.bench.checkpoints import TOKENIZER_FILES, minilm_dir
-source = minilm_dir()
-for name in TOKENIZER_FILES:
-    if (source / name).exists():
-        shutil.copy(source / name, sys.argv[1])
+import sys
+from pathlib import Path
+from rerankd.bench.checkpoints import copy_tokenizer_files, require_minilm_dir
+copy_tokenizer_files(require_minilm_dir(), Path(sys.argv[1]))
 PY
 cp "$SHARED/tokenizers/xlm-roberta/tokenizer.json" "$ASSETS/xlm-roberta/"
 cp "$SHARED/trec-dl-2019/retrieve_results_dl19.json" "$ASSETS/"

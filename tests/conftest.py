@@ -11,9 +11,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from support.checkpoints import build_minilm_cross_encoder, minilm_dir
 from support.data import TREC_DL_2019, RerankQuery, trec_dl_2019
-from support.server import RunningServer
+from support.lifecycle import seeded_checkpoint
+
+from rerankd.bench.checkpoints import build_minilm_cross_encoder, minilm_dir
+from rerankd.bench.server import RunningServer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -31,6 +33,18 @@ def minilm_bi_encoder_dir() -> Path:
 def minilm_cross_encoder_dir(tmp_path_factory: pytest.TempPathFactory, minilm_bi_encoder_dir: Path) -> Path:
     """BertForSequenceClassification(num_labels=1) built from the MiniLM weights."""
     return build_minilm_cross_encoder(tmp_path_factory.mktemp("minilm-cross-encoder"))
+
+
+@pytest.fixture(scope="session")
+def checkpoint_a(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The MiniLM cross-encoder with head seed 1: the lifecycle tests' first model."""
+    return seeded_checkpoint(tmp_path_factory, 1)
+
+
+@pytest.fixture(scope="session")
+def checkpoint_b(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same encoder with head seed 2: a second model that scores differently (for swaps)."""
+    return seeded_checkpoint(tmp_path_factory, 2)
 
 
 @pytest.fixture(scope="session")

@@ -11,22 +11,19 @@ import httpx
 import numpy as np
 import pytest
 import torch
+from support.lifecycle import DOCUMENTS as LIFECYCLE_DOCUMENTS
+from support.lifecycle import QUERY, TIMEOUT, scores_by_index
 from support.lora import build_lora_adapter
 from support.reference import cross_encoder_scores
-from support.server import RunningServer
 
 from rerankd import APIError, Client
+from rerankd.bench.server import RunningServer
 
-TIMEOUT = 120  # the machine may be shared: never fail on httpx's 5 s default
-QUERY = "how long do fleas live"
+# The lifecycle texts with two more off-topic ones among them.
 DOCUMENTS = [
-    "A flea can live up to a year in ideal conditions.",
-    "Bananas are yellow and grow in tropical climates.",
-    "Adult fleas usually live two to three months on a host.",
-    "The stock market closed higher on Tuesday.",
-    "Flea larvae feed on organic debris in carpets.",
+    *LIFECYCLE_DOCUMENTS[:5],
     "Paris is the capital of France.",
-    "Cats and dogs are common hosts for fleas, which can survive weeks without feeding.",
+    LIFECYCLE_DOCUMENTS[5],
     "Photosynthesis converts light into chemical energy.",
 ]
 
@@ -67,13 +64,6 @@ def references(adapters, minilm_cross_encoder_dir) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def lora_server(start_server: Callable[..., RunningServer], minilm_cross_encoder_dir: Path) -> RunningServer:
     return start_server("--model", f"m={minilm_cross_encoder_dir}")
-
-
-def scores_by_index(result) -> np.ndarray:
-    scores = np.empty(len(result["scores"]))
-    for entry in result["scores"]:
-        scores[entry["index"]] = entry["score"]
-    return scores
 
 
 def score(client: Client, model: str, **options) -> np.ndarray:

@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 from support.encoder_checkpoints import write_config_only
-from support.server import RunningServer
 
+from rerankd.bench.server import RunningServer
 from rerankd.models.catalog import ModelSpec, UnknownFamily, catalog, detect_spec, validate_entry
 from rerankd.models.cross_encoder import resolve_query_cap
 

@@ -17,7 +17,6 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from support.checkpoints import minilm_dir
 from support.data import XLMR_TOKENIZER, RerankQuery
 from support.encoder_checkpoints import (
     build_bert_cross_encoder,
@@ -34,9 +33,10 @@ from support.encoder_reference import (
     readme_windows,
     sigmoid,
 )
-from support.server import RunningServer
 
 from rerankd import APIError, Client
+from rerankd.bench.checkpoints import minilm_dir
+from rerankd.bench.server import RunningServer
 
 TOLERANCE = 1e-4
 QUERY_INDICES = (0, 27)  # two TREC DL 2019 queries...

@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from support.checkpoints import minilm_dir
 from support.colbert_checkpoint import build_colbert
 
 from rerankd import Client
+from rerankd.bench.checkpoints import minilm_dir
 from rerankd.core.types import ScoreOptions
 
 COLBERT_V2 = "colbert-ir/colbertv2.0"

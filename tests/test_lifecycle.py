@@ -12,21 +12,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from support.lifecycle import DOCUMENTS, QUERY, TIMEOUT, close_to, score_body, scores_by_index, seeded_checkpoint
+from support.lifecycle import DOCUMENTS, QUERY, TIMEOUT, close_to, score_body, scores_by_index
 from support.reference import cross_encoder_scores
-from support.server import RunningServer
 
 from rerankd import APIError, AsyncClient, Client
-
-
-@pytest.fixture(scope="module")
-def checkpoint_a(tmp_path_factory) -> Path:
-    return seeded_checkpoint(tmp_path_factory, 1)
-
-
-@pytest.fixture(scope="module")
-def checkpoint_b(tmp_path_factory) -> Path:
-    return seeded_checkpoint(tmp_path_factory, 2)
+from rerankd.bench.server import RunningServer
 
 
 @pytest.fixture(scope="module")

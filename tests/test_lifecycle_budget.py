@@ -13,12 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 from safetensors.torch import load_file
-from support.lifecycle import DOCUMENTS, QUERY, TIMEOUT, close_to, score_body, scores_by_index, seeded_checkpoint
+from support.lifecycle import DOCUMENTS, QUERY, TIMEOUT, close_to, score_body, scores_by_index
 from support.lora import build_lora_adapter
 from support.reference import cross_encoder_scores
-from support.server import RunningServer
 
 from rerankd import APIError, Client
+from rerankd.bench.server import RunningServer
 
 # BERT's two non-persistent int64 (1, 512) buffers (position and token type ids) live in memory, not in the file.
 BUFFERS = 2 * 512 * 8
@@ -29,10 +29,9 @@ def tensor_bytes(path: Path) -> int:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory) -> dict:
+def setup(tmp_path_factory, checkpoint_a: Path, checkpoint_b: Path) -> dict:
     root = tmp_path_factory.mktemp("budget")
-    base = seeded_checkpoint(tmp_path_factory, 1)
-    other = seeded_checkpoint(tmp_path_factory, 2)
+    base, other = checkpoint_a, checkpoint_b
     big = ("query", "key", "value", "dense")  # a few MB each: room for exactly one beside the model
     x = build_lora_adapter(base, root / "x", seed=21, rank=16, targets=big)
     y = build_lora_adapter(base, root / "y", seed=22, rank=16, targets=big)

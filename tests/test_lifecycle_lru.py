@@ -9,18 +9,18 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from support.lifecycle import DOCUMENTS, QUERY, TIMEOUT, close_to, scores_by_index, seeded_checkpoint
+from support.lifecycle import DOCUMENTS, QUERY, TIMEOUT, close_to, scores_by_index
 from support.reference import bi_encoder_scores, cross_encoder_scores
-from support.server import RunningServer
 
 from rerankd import Client
+from rerankd.bench.server import RunningServer
 
 CATALOG_ID = "sentence-transformers/all-MiniLM-L6-v2"  # installed offline by the [demo] extra
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory) -> dict[str, Path]:
-    return {"a": seeded_checkpoint(tmp_path_factory, 1), "b": seeded_checkpoint(tmp_path_factory, 2)}
+def checkpoints(checkpoint_a: Path, checkpoint_b: Path) -> dict[str, Path]:
+    return {"a": checkpoint_a, "b": checkpoint_b}
 
 
 @pytest.fixture(scope="module")

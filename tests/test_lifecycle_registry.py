@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import numpy as np
 import pytest
-from support.lifecycle import DOCUMENTS, QUERY, seeded_checkpoint
+from support.lifecycle import DOCUMENTS, QUERY
 from support.reference import cross_encoder_scores
 
 from rerankd.api.service import Service
@@ -15,16 +14,6 @@ from rerankd.core.errors import InvalidRequest, ModelLoadFailed, ModelLoading, M
 from rerankd.core.types import Item, ScoreOptions, ScoreRequest
 from rerankd.registry.budget import estimate_weight_bytes, parse_size
 from rerankd.registry.registry import ModelRegistry, RegistrySettings
-
-
-@pytest.fixture(scope="module")
-def checkpoint_a(tmp_path_factory) -> Path:
-    return seeded_checkpoint(tmp_path_factory, 1)
-
-
-@pytest.fixture(scope="module")
-def checkpoint_b(tmp_path_factory) -> Path:
-    return seeded_checkpoint(tmp_path_factory, 2)
 
 
 def request(model: str, adapter: str | None = None) -> ScoreRequest:

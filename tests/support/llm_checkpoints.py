@@ -19,6 +19,8 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer
 
+from rerankd.bench.checkpoints import save_checkpoint
+
 QWEN_PATTERN = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
@@ -82,18 +84,43 @@ def build_qwen_tokenizer(target: Path, corpus: list[str], *, vocab_size: int = 3
     return target
 
 
-def _save(model: torch.nn.Module, target: Path) -> Path:
-    target.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(target))
-    return target
-
-
 def _copy_tokenizer(source: Path, target: Path, **config_overrides) -> Tokenizer:
     target.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source / "tokenizer.json", target / "tokenizer.json")
     config = {**json.loads((source / "tokenizer_config.json").read_text()), **config_overrides}
     (target / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
     return Tokenizer.from_file(str(target / "tokenizer.json"))
+
+
+def _qwen_reranker(
+    classes: tuple[type, type],
+    target: Path,
+    tokenizer_dir: Path,
+    *,
+    seed: int,
+    max_positions: int,
+    tokenizer_config: dict | None = None,
+    **config,
+) -> Path:
+    """A Qwen causal LM, 2 layers of hidden 64, of the (config, model) `classes`, with `tokenizer_dir`'s tokenizer."""
+    config_class, model_class = classes
+    tokenizer = _copy_tokenizer(tokenizer_dir, target, **(tokenizer_config or {}))
+    torch.manual_seed(seed)
+    settings = config_class(
+        vocab_size=tokenizer.get_vocab_size(),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=max_positions,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.token_to_id("<|endoftext|>"),
+        eos_token_id=tokenizer.token_to_id("<|im_end|>"),
+        bos_token_id=None,
+        **config,
+    )
+    return save_checkpoint(model_class(settings).eval(), target)
 
 
 def build_qwen3_reranker(target: Path, tokenizer_dir: Path, *, seed: int = 0, max_positions: int = 512) -> Path:
@@ -103,24 +130,10 @@ def build_qwen3_reranker(target: Path, tokenizer_dir: Path, *, seed: int = 0, ma
     """
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
-    tokenizer = _copy_tokenizer(tokenizer_dir, target)
-    torch.manual_seed(seed)
-    config = Qwen3Config(
-        vocab_size=tokenizer.get_vocab_size(),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
-        max_position_embeddings=max_positions,
-        tie_word_embeddings=True,
-        initializer_range=0.2,
-        pad_token_id=tokenizer.token_to_id("<|endoftext|>"),
-        eos_token_id=tokenizer.token_to_id("<|im_end|>"),
-        bos_token_id=None,
+    classes = (Qwen3Config, Qwen3ForCausalLM)
+    return _qwen_reranker(
+        classes, target, tokenizer_dir, seed=seed, max_positions=max_positions, head_dim=16, initializer_range=0.2
     )
-    return _save(Qwen3ForCausalLM(config).eval(), target)
 
 
 def build_mxbai_v2_reranker(target: Path, tokenizer_dir: Path, *, seed: int = 1, max_positions: int = 1024) -> Path:
@@ -131,24 +144,16 @@ def build_mxbai_v2_reranker(target: Path, tokenizer_dir: Path, *, seed: int = 1,
     """
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    tokenizer = _copy_tokenizer(tokenizer_dir, target, model_max_length=max_positions)
-    torch.manual_seed(seed)
-    config = Qwen2Config(
-        vocab_size=tokenizer.get_vocab_size(),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=max_positions,
-        tie_word_embeddings=True,
+    return _qwen_reranker(
+        (Qwen2Config, Qwen2ForCausalLM),
+        target,
+        tokenizer_dir,
+        seed=seed,
+        max_positions=max_positions,
+        tokenizer_config={"model_max_length": max_positions},
         initializer_range=0.1,
         use_sliding_window=False,
-        pad_token_id=tokenizer.token_to_id("<|endoftext|>"),
-        eos_token_id=tokenizer.token_to_id("<|im_end|>"),
-        bos_token_id=None,
     )
-    return _save(Qwen2ForCausalLM(config).eval(), target)
 
 
 def build_gemma_reranker(target: Path, tokenizer_dir: Path, *, seed: int = 2) -> Path:
@@ -170,7 +175,6 @@ def build_gemma_reranker(target: Path, tokenizer_dir: Path, *, seed: int = 2) ->
         bos_token_id=2,
         eos_token_id=1,
     )
-    _save(GemmaForCausalLM(config).eval(), target)
-    for name in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copyfile(tokenizer_dir / name, target / name)
-    return target
+    return save_checkpoint(
+        GemmaForCausalLM(config).eval(), target, tokenizer_dir, ("tokenizer.json", "tokenizer_config.json")
+    )

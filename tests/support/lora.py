@@ -9,13 +9,11 @@ scored by sentence-transformers: nothing of rerankd is involved.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import torch
 
-# What a merged reference needs beside its weights to be loaded by sentence-transformers.
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
+from rerankd.bench.checkpoints import save_checkpoint
 
 
 def _peft_model(base_dir: Path, *, seed: int, rank: int, targets: tuple[str, ...], **options):
@@ -55,9 +53,6 @@ def build_lora_adapter(
                     parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.5)
     adapter_dir = target / "adapter"
     model.save_pretrained(str(adapter_dir))
-    merged_dir = target / "merged"
-    model.merge_and_unload().save_pretrained(str(merged_dir))
-    for name in TOKENIZER_FILES:
-        if (base_dir / name).exists():
-            shutil.copy(base_dir / name, merged_dir / name)
+    # the merged reference is loaded by sentence-transformers: it needs the base's tokenizer files
+    merged_dir = save_checkpoint(model.merge_and_unload(), target / "merged", base_dir)
     return adapter_dir, merged_dir
