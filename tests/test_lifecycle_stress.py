@@ -33,7 +33,8 @@ from support.encoder_checkpoints import build_bert_cross_encoder
 from support.lifecycle import scores_by_index
 from support.lora import build_lora_adapter
 from support.reference import cross_encoder_scores
-from support.server import RunningServer
+
+from rerankd.bench.server import RunningServer
 
 TIMEOUT = 120
 QUERY = "how long do fleas live"
