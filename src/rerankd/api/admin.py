@@ -27,28 +27,8 @@ from rerankd.api.openapi import BODY_ERRORS, JSON, Operation
 from rerankd.api.schemas import admin as wire
 from rerankd.core import errors
 from rerankd.core.errors import InvalidRequest, ModelNotFound
-from rerankd.models.catalog import catalog
 
 Body = TypeVar("Body", wire.ModelSource, wire.AdapterSource)
-
-
-def _catalog_entry(model_id: str) -> wire.CatalogModel:
-    spec = catalog()[model_id]
-    return wire.CatalogModel(
-        id=model_id,
-        name=model_id,
-        object="model",
-        source=model_id,
-        state="available",
-        loaded=False,
-        family=spec.family,
-        catalog_id=model_id,
-        registered=False,
-        architecture=spec.architecture,
-        max_length=spec.max_length,
-        license=spec.license,
-        notes=spec.notes,
-    )
 
 
 def _reply(request: Request, payload: Any) -> Response:
@@ -67,7 +47,7 @@ async def list_models(request: Request) -> Response:
     ctx = context(request)
     registry = ctx.registry
     served = [ctx.service.describe(name) | {"registered": True} for name in registry.names()]
-    known = [_catalog_entry(model_id) for model_id in catalog() if model_id not in registry]
+    known = registry.describe_catalog()
     models = served + known
     # `data` is the OpenAI-style list; `models` is what sie-sdk's list_models() reads.
     return _reply(request, wire.ModelList(object="list", data=models, models=models, memory=registry.memory()))
@@ -78,8 +58,9 @@ async def get_model(request: Request) -> Response:
     name = request.path_params["name"]
     if name in registry:
         return _reply(request, context(request).service.describe(name) | {"registered": True})
-    if name in catalog():
-        return _reply(request, _catalog_entry(name))
+    known = registry.describe_catalog(name)
+    if known:
+        return _reply(request, known[0])
     base, sep, adapter = name.rpartition(":")
     if sep and base in registry:
         return _reply(request, registry.describe_adapter(base, adapter))

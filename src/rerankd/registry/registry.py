@@ -32,7 +32,7 @@ from rerankd.registry.capacity import Capacity, Resident
 from rerankd.registry.entries import LoadedModel, ModelEntry, RegistrySettings, check_model_name, make_spec
 from rerankd.registry.failures import LoadFailure, load_failed, translated_load_errors
 from rerankd.registry.lifecycle import Lifecycle, State
-from rerankd.registry.reports import describe_adapter, describe_model
+from rerankd.registry.reports import describe_adapter, describe_catalog_model, describe_model
 from rerankd.registry.residents import describe_residents
 from rerankd.registry.versions import Versions
 
@@ -343,6 +343,11 @@ class ModelRegistry:
         """The version serving `name` now (None when not loaded)."""
         entry = self._entries.get(name)
         return entry.current if entry is not None else None
+
+    def describe_catalog(self, model_id: str | None = None) -> list[dict]:
+        """Catalog models not registered here (all, or just `model_id`): listed as available to load."""
+        ids = catalog() if model_id is None else [model_id] if model_id in catalog() else []
+        return [describe_catalog_model(catalog()[i]) for i in ids if i not in self._entries]
 
     def describe(self, name: str) -> dict:
         """What `GET /v1/models/{name}` reports (unloading models included)."""

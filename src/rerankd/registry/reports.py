@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from rerankd.models.catalog import ModelSpec
 from rerankd.registry.adapters import AdapterEntry
 from rerankd.registry.entries import ModelEntry
 from rerankd.registry.lifecycle import State
@@ -75,3 +76,22 @@ def describe_adapter(entry: ModelEntry, adapter: AdapterEntry) -> dict:
     if state is State.FAILED:
         info["last_error"] = {"message": adapter.error}
     return info
+
+
+def describe_catalog_model(spec: ModelSpec) -> dict:
+    """A catalog id nobody registered: what it is, and that it can be loaded by that name."""
+    return {
+        "id": spec.name,
+        "name": spec.name,
+        "object": "model",
+        "source": spec.name,
+        "state": State.REGISTERED.value,
+        "loaded": False,
+        "family": spec.family,
+        "catalog_id": spec.name,
+        "registered": False,
+        "architecture": spec.architecture,
+        "max_length": spec.max_length,
+        "license": spec.license,
+        "notes": spec.notes,
+    }
