@@ -82,7 +82,15 @@ async def _score(request: Request, score_request: ScoreRequest) -> ScoreResult:
     finally:
         if not work.done():
             work.cancel()
+            # A cancelled wait can still end in an error (e.g. the model was deleted meanwhile):
+            # nobody is left to read it, so read it here rather than log it as never retrieved.
+            work.add_done_callback(_discard_outcome)
         watcher.cancel()
     if not work.done() or work.cancelled():
         raise ClientGone()
     return work.result()
+
+
+def _discard_outcome(task: asyncio.Future) -> None:
+    if not task.cancelled():
+        task.exception()
