@@ -73,12 +73,12 @@ class AdapterLoads:
             adapter_entry.lifecycle.move(State.LOADING)
 
         def failed(failure: LoadFailure) -> None:
-            if not loaded_elsewhere:
+            if not loaded_elsewhere and not adapter_entry.lifecycle.gone:  # gone: unloaded meanwhile
                 adapter_entry.lifecycle.move(State.FAILED)
             adapter_entry.error = failure.message
 
         def no_room() -> None:
-            if not loaded_elsewhere:
+            if not loaded_elsewhere and not adapter_entry.lifecycle.gone:
                 adapter_entry.lifecycle.move(State.REGISTERED)
 
         subject = f"adapter '{entry.name}:{name}'"
