@@ -68,17 +68,19 @@ class AdapterLoads:
     async def _load_on_demand(self, entry: ModelEntry, version: LoadedModel, adapter_entry: AdapterEntry) -> None:
         """(Re)attach a registered adapter to `version`, which the caller acquired for this task."""
         name = adapter_entry.name
-        loaded_elsewhere = adapter_entry.state is State.LOADED  # e.g. on the version a swap just replaced
-        if not loaded_elsewhere:
+        # Only a load from `registered` reports on the name; when the name is already loading or
+        # loaded onto another version (one a swap just replaced), that load reports instead.
+        drives_state = adapter_entry.state is State.REGISTERED
+        if drives_state:
             adapter_entry.lifecycle.move(State.LOADING)
 
         def failed(failure: LoadFailure) -> None:
-            if not loaded_elsewhere and not adapter_entry.lifecycle.gone:  # gone: unloaded meanwhile
+            if drives_state and adapter_entry.state is State.LOADING:  # else unloaded meanwhile
                 adapter_entry.lifecycle.move(State.FAILED)
             adapter_entry.error = failure.message
 
         def no_room() -> None:
-            if not loaded_elsewhere and not adapter_entry.lifecycle.gone:
+            if drives_state and adapter_entry.state is State.LOADING:
                 adapter_entry.lifecycle.move(State.REGISTERED)
 
         subject = f"adapter '{entry.name}:{name}'"
@@ -93,7 +95,7 @@ class AdapterLoads:
             self.versions.evict_adapter(version, loaded)
             raise _not_found(entry, name, "model")
         version.adapters[name] = loaded
-        if not loaded_elsewhere:
+        if adapter_entry.state is State.LOADING:  # the first load to finish reports it loaded
             adapter_entry.lifecycle.move(State.LOADED)
         adapter_entry.loads += 1
         adapter_entry.last_used = time.monotonic()
