@@ -37,7 +37,7 @@ from rerankd.core.types import ScoreOptions
 from rerankd.models.base import Family, Prepared, max_over_units, sigmoid
 from rerankd.models.catalog import ModelSpec
 from rerankd.models.chunking import ChunkPlan
-from rerankd.models.hf import module_bytes, read_config
+from rerankd.models.hf import IncompatibleCheckpoint, module_bytes, read_config
 from rerankd.models.pairs import assemble_pairs, assemble_windows
 from rerankd.models.runtime import Placement
 from rerankd.models.safetensors_files import load_tensors
@@ -81,10 +81,6 @@ _LAYER = re.compile(r"^roberta\.encoder\.layers\.(\d+)\.")
 
 # The modeling code's activation choice: these names mean tanh-approximated GELU, others erf.
 _TANH_GELU = {"gelu_new", "gelu_fast", "gelu_pytorch_tanh"}
-
-
-class IncompatibleCheckpoint(ValueError):
-    """The checkpoint is not in the layout (or variant) this module knows how to map."""
 
 
 def xlmr_config(config: dict) -> XLMRobertaConfig:

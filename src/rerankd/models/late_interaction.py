@@ -41,7 +41,7 @@ from rerankd.core.types import ScoreOptions
 from rerankd.models.base import Family, Prepared, max_over_units, right_pad
 from rerankd.models.catalog import ModelSpec
 from rerankd.models.chunking import plan_chunks
-from rerankd.models.hf import module_bytes, read_config
+from rerankd.models.hf import IncompatibleCheckpoint, load_network, module_bytes, read_config
 from rerankd.models.runtime import Placement
 from rerankd.models.safetensors_files import load_tensors, tensor_names
 from rerankd.models.tokenization import encode_texts, load_tokenizer, probe_single_template
@@ -52,10 +52,6 @@ ATTEND = 1
 KEEP = 2
 
 PROJECTION = "linear.weight"
-
-
-class IncompatibleCheckpoint(ValueError):
-    """Not a ColBERT checkpoint this module can reproduce exactly."""
 
 
 @dataclass(frozen=True)
@@ -134,23 +130,11 @@ def _modules(model_dir: Path) -> tuple[Path, Path] | None:
 
 
 def load_encoder(encoder_dir: Path, placement: Placement) -> torch.nn.Module:
-    """The `transformers` encoder, refusing to run with any of its weights left uninitialised."""
-    from transformers.utils import logging as hf_logging
+    """The `transformers` encoder, refusing to run with any of its weights left uninitialised.
 
-    hf_logging.disable_progress_bar()
-    kwargs: dict[str, Any] = {"dtype": placement.dtype, "trust_remote_code": False, "output_loading_info": True}
-    try:
-        model, info = AutoModel.from_pretrained(str(encoder_dir), attn_implementation="sdpa", **kwargs)
-    except (ValueError, ImportError) as error:
-        if "sdpa" not in str(error).lower() and "attention" not in str(error).lower():
-            raise
-        model, info = AutoModel.from_pretrained(str(encoder_dir), attn_implementation="eager", **kwargs)
-    missing = [key for key in info.get("missing_keys", []) if not key.startswith("pooler.")]
-    if missing:
-        raise IncompatibleCheckpoint(f"encoder weights missing from {encoder_dir}: {sorted(missing)[:5]}")
-    model.eval()
-    model.requires_grad_(False)
-    return model.to(placement.device)
+    The pooler is the one exception: ColBERT reads per-token states and never calls it.
+    """
+    return load_network(AutoModel, encoder_dir, placement, optional_weights=("pooler.",))
 
 
 def load_projection(weights_dir: Path, placement: Placement, dense_config: dict | None = None) -> torch.nn.Linear:
