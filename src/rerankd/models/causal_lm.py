@@ -31,6 +31,7 @@ from rerankd.models.base import Family, Prepared, max_over_units, right_pad, sig
 from rerankd.models.catalog import ModelSpec
 from rerankd.models.chunking import window_spans
 from rerankd.models.hf import load_network, module_bytes, read_config
+from rerankd.models.limits import max_sequence_length, position_limit
 from rerankd.models.prefix_cache import (
     PrefixCache,
     batch_cache,
@@ -65,9 +66,8 @@ def build_template(spec: ModelSpec, loaded: LoadedTokenizer, config: dict) -> Pr
     if name == FlagLLMTemplate.name:
         return FlagLLMTemplate(loaded, max_length, spec.settings.get("query_max_length"))
     if name == Qwen3RerankerTemplate.name:
-        positions = config.get("max_position_embeddings")
-        if isinstance(positions, int) and positions > 0:  # never ask RoPE for positions it was not built for
-            max_length = min(max_length, positions)
+        # Never ask RoPE for positions it was not built for.
+        max_length = max_sequence_length(max_length, position_limit(config))
         return Qwen3RerankerTemplate(loaded, max_length, spec.settings.get("default_instruction"))
     return TEMPLATES[name](loaded, max_length)
 

@@ -28,6 +28,7 @@ from rerankd.models.base import Family, Prepared, max_over_units, sigmoid
 from rerankd.models.catalog import TRUNCATIONS, ModelSpec
 from rerankd.models.chunking import plan_chunks
 from rerankd.models.hf import accepts_argument, load_network, module_bytes, read_config
+from rerankd.models.limits import max_sequence_length, position_limit
 from rerankd.models.pairs import assemble_pairs, assemble_windows
 from rerankd.models.runtime import Placement
 from rerankd.models.tokenization import (
@@ -62,15 +63,6 @@ def apply_activation(logits: np.ndarray, activation: str) -> np.ndarray:
     return np.asarray(logits, dtype=np.float64)
 
 
-def resolve_max_length(spec_max: int | None, tokenizer_max: int | None, config: dict) -> int:
-    """min(catalog limit, tokenizer limit, position embeddings): what CrossEncoder truncates to."""
-    limits = [limit for limit in (spec_max, tokenizer_max) if limit]
-    positions = config.get("max_position_embeddings")
-    if isinstance(positions, int) and positions > 0:
-        limits.append(positions)
-    return min(limits) if limits else 512
-
-
 def resolve_query_cap(spec: ModelSpec, max_length: int, num_special: int) -> int | None:
     """Tokens the query may keep under `only_second` truncation (None: `longest_first`)."""
     if spec.truncation not in TRUNCATIONS:
@@ -96,7 +88,8 @@ class CrossEncoderFamily(Family):
         self.tokenizer = loaded.tokenizer
         self.pad_id = loaded.pad_id
         self.template = probe_pair_template(self.tokenizer)
-        self._max_length = resolve_max_length(spec.max_length, loaded.model_max_length, config)
+        # What CrossEncoder truncates to: min(catalog, tokenizer, position embeddings).
+        self._max_length = max_sequence_length(spec.max_length, loaded.model_max_length, position_limit(config))
         self.query_cap = resolve_query_cap(spec, self._max_length, self.template.num_special)
         self.network = load_network(AutoModelForSequenceClassification, model_dir, placement)
         self.num_labels = int(self.network.config.num_labels)

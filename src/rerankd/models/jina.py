@@ -38,6 +38,7 @@ from rerankd.models.base import Family, Prepared, max_over_units, sigmoid
 from rerankd.models.catalog import ModelSpec
 from rerankd.models.chunking import ChunkPlan
 from rerankd.models.hf import IncompatibleCheckpoint, module_bytes, read_config
+from rerankd.models.limits import max_sequence_length, position_limit
 from rerankd.models.pairs import assemble_pairs, assemble_windows
 from rerankd.models.runtime import Placement
 from rerankd.models.safetensors_files import load_tensors
@@ -203,9 +204,9 @@ class JinaRerankerFamily(Family):
         self.pad_id = loaded.pad_id
         self.template = probe_pair_template(self.tokenizer)
         self.network, config = load_jina_network(model_dir, placement)
-        positions = int(config["max_position_embeddings"]) - int(config.get("pad_token_id", 1)) - 1
-        limits = [limit for limit in (spec.max_length, loaded.model_max_length, positions) if limit]
-        self._max_length = min(limits)
+        # XLM-R position ids start after the padding index: pad_token_id + 1 positions hold no text.
+        positions = position_limit(config, reserved=int(config.get("pad_token_id", 1)) + 1)
+        self._max_length = max_sequence_length(spec.max_length, loaded.model_max_length, positions)
         # `rerank()` encodes the query alone (`<s> query </s>`) capped at max_query_length tokens.
         max_query_length = int(spec.settings.get("max_query_length", DEFAULT_MAX_QUERY_LENGTH))
         self.query_budget = max(1, max_query_length - probe_single_template(self.tokenizer).num_special)

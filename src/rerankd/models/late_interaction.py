@@ -42,6 +42,7 @@ from rerankd.models.base import Family, Prepared, max_over_units, right_pad
 from rerankd.models.catalog import ModelSpec
 from rerankd.models.chunking import plan_chunks
 from rerankd.models.hf import IncompatibleCheckpoint, load_network, module_bytes, read_config
+from rerankd.models.limits import max_sequence_length, position_limit
 from rerankd.models.runtime import Placement
 from rerankd.models.safetensors_files import load_tensors, tensor_names
 from rerankd.models.tokenization import encode_texts, load_tokenizer, probe_single_template
@@ -205,10 +206,9 @@ class LateInteractionFamily(Family):
         mask = mask.get("content") if isinstance(mask, dict) else mask
         self.mask_id = self._token_id(*[t for t in (mask, "[MASK]", "<mask>") if isinstance(t, str)])
         self.skip_ids = self._skiplist()
-        encoder_config = getattr(self.network.encoder, "config", None)
-        positions = getattr(encoder_config, "max_position_embeddings", None)
-        limits = [value for value in (self.settings.document_length, spec.max_length, positions) if value]
-        self._max_length = min(limits)
+        # colbert-ai cuts documents at doc_maxlen; the tokenizer's own limit plays no part.
+        positions = position_limit(getattr(self.network.encoder, "config", None))
+        self._max_length = max_sequence_length(self.settings.document_length, spec.max_length, positions)
         # Content tokens around the special tokens and the marker.
         reserved = self.template.num_special + 1
         self.query_budget = self.settings.query_length - reserved
