@@ -36,7 +36,7 @@ from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
 from rerankd.core.types import ScoreOptions
 from rerankd.models.base import Family, Prepared, max_over_units, sigmoid
 from rerankd.models.catalog import ModelSpec
-from rerankd.models.chunking import ChunkPlan
+from rerankd.models.chunking import plan_chunks
 from rerankd.models.hf import IncompatibleCheckpoint, module_bytes, read_config
 from rerankd.models.limits import max_sequence_length, position_limit
 from rerankd.models.pairs import assemble_pairs, assemble_windows
@@ -173,27 +173,6 @@ def load_jina_network(model_dir: Path, placement: Placement) -> tuple[torch.nn.M
     return network.to(device=placement.device, dtype=placement.dtype), config
 
 
-def jina_windows(length: int, window: int, overlap: int, max_chunks: int | None) -> tuple[list[tuple[int, int]], bool]:
-    """`rerank()`'s windows: stride window - overlap, the last one ending at the document's end."""
-    if window < 1:
-        raise ValueError("window must hold at least one token")
-    if length <= window:
-        return [(0, length)], False
-    spans: list[tuple[int, int]] = []
-    start = 0
-    while start < length:
-        end = start + window
-        if end >= length:
-            spans.append((length - window, length))
-            break
-        spans.append((start, end))
-        start = end - overlap
-    if max_chunks is not None and len(spans) > max_chunks:
-        spans = spans[:max_chunks]
-        return spans, True
-    return spans, False
-
-
 class JinaRerankerFamily(Family):
     kind = "jina-reranker"
 
@@ -237,14 +216,13 @@ class JinaRerankerFamily(Family):
         window = self.max_length - self.template.num_special - len(query)
         if options.max_tokens_per_doc is not None:
             window = min(window, options.max_tokens_per_doc)
-        overlap = min(self.overlap_tokens, window // 4)
-        spans: list[list[tuple[int, int]]] = []
-        truncated = np.zeros(len(documents), dtype=bool)
-        for index, document in enumerate(documents):
-            doc_spans, cut = jina_windows(len(document), window, overlap, options.max_chunks_per_doc)
-            spans.append(doc_spans)
-            truncated[index] = cut
-        plan = ChunkPlan(spans, truncated)
+        plan = plan_chunks(
+            [len(d) for d in documents],
+            window,
+            options.max_chunks_per_doc,
+            max_overlap=self.overlap_tokens,
+            align_end=True,  # rerank(): the last window is a full one ending at the document's end
+        )
         prepared = assemble_windows(self.template, query_ids, query, documents, plan, segment_ids=False)
         self.check_truncation(options, prepared.truncated)
         return prepared

@@ -268,31 +268,26 @@ class LateInteractionFamily(Family):
         window = self.document_budget
         if options.max_tokens_per_doc is not None:
             window = min(window, options.max_tokens_per_doc)
-        if chunked:
-            plan = plan_chunks([len(d) for d in documents], window, options.max_chunks_per_doc)
-            spans, truncated, unit_item = plan.spans, plan.truncated, plan.unit_item
-        else:
-            spans = [[(0, min(len(d), window))] for d in documents]
-            truncated = np.fromiter((len(d) > window for d in documents), dtype=bool, count=len(documents))
-            unit_item = None
-        self.check_truncation(options, truncated)
+        # Unchunked, a document is its first window alone: cut at doc_maxlen, as colbert-ai cuts it.
+        plan = plan_chunks([len(d) for d in documents], window, options.max_chunks_per_doc if chunked else 1)
+        self.check_truncation(options, plan.truncated)
         ids = [query_ids]
         flags = [query_flags]
-        for document, doc_spans in zip(documents, spans, strict=True):
+        for document, doc_spans in zip(documents, plan.spans, strict=True):
             for start, end in doc_spans:
                 unit = self._wrap(self.document_marker, document[start:end])
                 ids.append(unit)
                 flags.append(self._document_flags(unit))
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-        document_tokens = sum(end - start for doc_spans in spans for start, end in doc_spans)
+        document_tokens = sum(end - start for doc_spans in plan.spans for start, end in doc_spans)
         return Prepared(
             ids=ids,
             token_tags=flags,
             lengths=lengths,
             n_items=len(texts),
-            truncated=truncated,
+            truncated=plan.truncated,
             content_tokens=len(query_tokens) + document_tokens,
-            unit_item=unit_item,
+            unit_item=plan.unit_item if chunked else None,
             n_query_units=1,
         )
 
