@@ -58,6 +58,11 @@ def accepts_argument(model: torch.nn.Module, name: str) -> bool:
     return name in inspect.signature(model.forward).parameters
 
 
+def uses_token_types(model: torch.nn.Module, config: dict[str, Any]) -> bool:
+    """Whether to send token-type ids: only to networks that take them and learned more than one."""
+    return accepts_argument(model, "token_type_ids") and int(config.get("type_vocab_size", 1) or 1) > 1
+
+
 def module_bytes(module: torch.nn.Module) -> int:
     """Bytes held by parameters and buffers (shared tensors counted once)."""
     seen: set[int] = set()

@@ -33,22 +33,14 @@ import numpy as np
 import torch
 from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
 
-from rerankd.core.types import ScoreOptions
-from rerankd.models.base import Family, Prepared, max_over_units, sigmoid
+from rerankd.models.base import Prepared, max_over_units, sigmoid
 from rerankd.models.catalog import ModelSpec
-from rerankd.models.chunking import plan_chunks
 from rerankd.models.hf import IncompatibleCheckpoint, module_bytes, read_config
 from rerankd.models.limits import max_sequence_length, position_limit
-from rerankd.models.pairs import assemble_pairs, assemble_windows
+from rerankd.models.pairs import PairFamily
 from rerankd.models.runtime import Placement
 from rerankd.models.safetensors_files import load_tensors
-from rerankd.models.tokenization import (
-    encode_texts,
-    load_tokenizer,
-    longest_first_lengths,
-    probe_pair_template,
-    probe_single_template,
-)
+from rerankd.models.tokenization import load_tokenizer, probe_single_template
 
 # `rerank()`'s defaults in the published modeling code; the catalog may override them.
 DEFAULT_MAX_QUERY_LENGTH = 512
@@ -173,15 +165,15 @@ def load_jina_network(model_dir: Path, placement: Placement) -> tuple[torch.nn.M
     return network.to(device=placement.device, dtype=placement.dtype), config
 
 
-class JinaRerankerFamily(Family):
+class JinaRerankerFamily(PairFamily):
+    """Plain requests: `compute_score` (longest_first pairs); chunked ones: `rerank()`'s windows."""
+
     kind = "jina-reranker"
+    align_last_window = True  # rerank(): the last window is a full one ending at the document's end
 
     def __init__(self, spec: ModelSpec, placement: Placement, model_dir: Path) -> None:
-        super().__init__(spec, placement)
         loaded = load_tokenizer(model_dir)
-        self.tokenizer = loaded.tokenizer
-        self.pad_id = loaded.pad_id
-        self.template = probe_pair_template(self.tokenizer)
+        super().__init__(spec, placement, loaded)
         self.network, config = load_jina_network(model_dir, placement)
         # XLM-R position ids start after the padding index: pad_token_id + 1 positions hold no text.
         positions = position_limit(config, reserved=int(config.get("pad_token_id", 1)) + 1)
@@ -189,43 +181,14 @@ class JinaRerankerFamily(Family):
         # `rerank()` encodes the query alone (`<s> query </s>`) capped at max_query_length tokens.
         max_query_length = int(spec.settings.get("max_query_length", DEFAULT_MAX_QUERY_LENGTH))
         self.query_budget = max(1, max_query_length - probe_single_template(self.tokenizer).num_special)
-        self.overlap_tokens = int(spec.settings.get("overlap_tokens", DEFAULT_OVERLAP_TOKENS))
+        self.window_overlap = int(spec.settings.get("overlap_tokens", DEFAULT_OVERLAP_TOKENS))
 
     @property
     def max_length(self) -> int:
         return self._max_length
 
-    def prepare(self, query: str, texts: list[str], instruction: str | None, options: ScoreOptions) -> Prepared:
-        self.check_instruction(instruction)
-        query_ids = encode_texts(self.tokenizer, [query])[0]
-        documents = encode_texts(self.tokenizer, texts)
-        if options.max_tokens_per_doc is not None or options.max_chunks_per_doc is not None:
-            return self._prepare_windows(query_ids, documents, options)
-        doc_lengths = np.fromiter(map(len, documents), dtype=np.int64, count=len(documents))
-        budget = self.max_length - self.template.num_special
-        kept_query, kept_docs = longest_first_lengths(len(query_ids), doc_lengths, budget)
-        prepared = assemble_pairs(
-            self.template, query_ids, documents, doc_lengths, kept_query, kept_docs, segment_ids=False
-        )
-        self.check_truncation(options, prepared.truncated)
-        return prepared
-
-    def _prepare_windows(self, query_ids: list[int], documents: list[list[int]], options: ScoreOptions) -> Prepared:
-        """`rerank()`: the capped query next to each window of each document."""
-        query = query_ids[: self.query_budget]
-        window = self.max_length - self.template.num_special - len(query)
-        if options.max_tokens_per_doc is not None:
-            window = min(window, options.max_tokens_per_doc)
-        plan = plan_chunks(
-            [len(d) for d in documents],
-            window,
-            options.max_chunks_per_doc,
-            max_overlap=self.overlap_tokens,
-            align_end=True,  # rerank(): the last window is a full one ending at the document's end
-        )
-        prepared = assemble_windows(self.template, query_ids, query, documents, plan, segment_ids=False)
-        self.check_truncation(options, prepared.truncated)
-        return prepared
+    def window_query_length(self) -> int:
+        return self.query_budget
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         inputs = {key: value for key, value in inputs.items() if key != "token_type_ids"}
