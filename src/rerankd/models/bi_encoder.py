@@ -17,7 +17,8 @@ from transformers import AutoModel
 from rerankd.core.types import ScoreOptions
 from rerankd.models.base import Family, Prepared
 from rerankd.models.catalog import ModelSpec
-from rerankd.models.hf import accepts_argument, load_network, module_bytes, read_config
+from rerankd.models.hf import load_network, module_bytes, read_config, uses_token_types
+from rerankd.models.limits import max_sequence_length, position_limit
 from rerankd.models.runtime import Placement
 from rerankd.models.tokenization import encode_texts, load_tokenizer, probe_single_template
 
@@ -57,15 +58,9 @@ class BiEncoderFamily(Family):
         self.template = probe_single_template(self.tokenizer)
         pooling, st_max = sentence_transformers_settings(model_dir)
         self.pooling = pooling or spec.pooling
-        limits = [v for v in (st_max, spec.max_length, loaded.model_max_length) if v]
-        positions = config.get("max_position_embeddings")
-        if isinstance(positions, int) and positions > 0:
-            limits.append(positions)
-        self._max_length = min(limits) if limits else 512
+        self._max_length = max_sequence_length(st_max, spec.max_length, loaded.model_max_length, position_limit(config))
         self.network = load_network(AutoModel, model_dir, placement)
-        self._type_ids = accepts_argument(self.network, "token_type_ids") and (
-            int(config.get("type_vocab_size", 1) or 1) > 1
-        )
+        self._type_ids = uses_token_types(self.network, config)
 
     @property
     def max_length(self) -> int:

@@ -29,8 +29,9 @@ from transformers import AutoModelForCausalLM
 from rerankd.core.types import ScoreOptions
 from rerankd.models.base import Family, Prepared, max_over_units, right_pad, sigmoid
 from rerankd.models.catalog import ModelSpec
-from rerankd.models.chunking import window_spans
+from rerankd.models.chunking import plan_chunks
 from rerankd.models.hf import load_network, module_bytes, read_config
+from rerankd.models.limits import max_sequence_length, position_limit
 from rerankd.models.prefix_cache import (
     PrefixCache,
     batch_cache,
@@ -65,9 +66,8 @@ def build_template(spec: ModelSpec, loaded: LoadedTokenizer, config: dict) -> Pr
     if name == FlagLLMTemplate.name:
         return FlagLLMTemplate(loaded, max_length, spec.settings.get("query_max_length"))
     if name == Qwen3RerankerTemplate.name:
-        positions = config.get("max_position_embeddings")
-        if isinstance(positions, int) and positions > 0:  # never ask RoPE for positions it was not built for
-            max_length = min(max_length, positions)
+        # Never ask RoPE for positions it was not built for.
+        max_length = max_sequence_length(max_length, position_limit(config))
         return Qwen3RerankerTemplate(loaded, max_length, spec.settings.get("default_instruction"))
     return TEMPLATES[name](loaded, max_length)
 
@@ -146,23 +146,19 @@ class CausalLMFamily(Family):
         self, parts: PromptParts, options: ScoreOptions
     ) -> tuple[list[list[int]], np.ndarray, np.ndarray, int]:
         """Each document as overlapping windows of its text, each opened by the document label."""
+        labels = [document[: common_prefix_length(document, parts.label)] for document in parts.documents]
+        bodies = [document[len(label) :] for document, label in zip(parts.documents, labels, strict=True)]
+        windows = [max(1, parts.budget - len(label)) for label in labels]
+        if options.max_tokens_per_doc is not None:
+            windows = [min(window, options.max_tokens_per_doc) for window in windows]
+        plan = plan_chunks([len(body) for body in bodies], windows, options.max_chunks_per_doc)
         ids: list[list[int]] = []
-        unit_item: list[int] = []
-        truncated = np.zeros(len(parts.documents), dtype=bool)
         doc_tokens = 0
-        for index, document in enumerate(parts.documents):
-            label = document[: common_prefix_length(document, parts.label)]
-            body = document[len(label) :]
-            window = max(1, parts.budget - len(label))
-            if options.max_tokens_per_doc is not None:
-                window = min(window, options.max_tokens_per_doc)
-            spans, cut = window_spans(len(body), window, options.max_chunks_per_doc)
-            truncated[index] = cut or parts.shared_cut
+        for label, body, spans in zip(labels, bodies, plan.spans, strict=True):
             for start, end in spans:
                 ids.append([*parts.shared, *label, *body[start:end], *parts.tail])
-                unit_item.append(index)
                 doc_tokens += len(label) + end - start
-        return ids, np.asarray(unit_item, dtype=np.int64), truncated, doc_tokens
+        return ids, plan.unit_item, plan.truncated | parts.shared_cut, doc_tokens
 
     # -------------------------------------------------------------------------- compute thread
     def collate(self, ids: list[list[int]], token_tags: list[list[int]] | None) -> dict[str, torch.Tensor]:

@@ -23,20 +23,13 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from rerankd.core.types import ScoreOptions
-from rerankd.models.base import Family, Prepared, max_over_units, sigmoid
+from rerankd.models.base import Prepared, max_over_units, sigmoid
 from rerankd.models.catalog import TRUNCATIONS, ModelSpec
-from rerankd.models.chunking import plan_chunks
-from rerankd.models.hf import accepts_argument, load_network, module_bytes, read_config
-from rerankd.models.pairs import assemble_pairs, assemble_windows
+from rerankd.models.hf import load_network, module_bytes, read_config, uses_token_types
+from rerankd.models.limits import max_sequence_length, position_limit
+from rerankd.models.pairs import PairFamily
 from rerankd.models.runtime import Placement
-from rerankd.models.tokenization import (
-    encode_texts,
-    load_tokenizer,
-    longest_first_lengths,
-    probe_pair_template,
-    query_capped_lengths,
-)
+from rerankd.models.tokenization import load_tokenizer, query_capped_lengths
 
 # sentence-transformers stores activations as dotted torch paths; these are the ones we know.
 _ACTIVATIONS = {"Sigmoid": "sigmoid", "Identity": "identity", "Tanh": "tanh"}
@@ -62,15 +55,6 @@ def apply_activation(logits: np.ndarray, activation: str) -> np.ndarray:
     return np.asarray(logits, dtype=np.float64)
 
 
-def resolve_max_length(spec_max: int | None, tokenizer_max: int | None, config: dict) -> int:
-    """min(catalog limit, tokenizer limit, position embeddings): what CrossEncoder truncates to."""
-    limits = [limit for limit in (spec_max, tokenizer_max) if limit]
-    positions = config.get("max_position_embeddings")
-    if isinstance(positions, int) and positions > 0:
-        limits.append(positions)
-    return min(limits) if limits else 512
-
-
 def resolve_query_cap(spec: ModelSpec, max_length: int, num_special: int) -> int | None:
     """Tokens the query may keep under `only_second` truncation (None: `longest_first`)."""
     if spec.truncation not in TRUNCATIONS:
@@ -86,17 +70,15 @@ def resolve_query_cap(spec: ModelSpec, max_length: int, num_special: int) -> int
     return cap
 
 
-class CrossEncoderFamily(Family):
+class CrossEncoderFamily(PairFamily):
     kind = "cross-encoder"
 
     def __init__(self, spec: ModelSpec, placement: Placement, model_dir: Path) -> None:
-        super().__init__(spec, placement)
-        config = read_config(model_dir)
         loaded = load_tokenizer(model_dir)
-        self.tokenizer = loaded.tokenizer
-        self.pad_id = loaded.pad_id
-        self.template = probe_pair_template(self.tokenizer)
-        self._max_length = resolve_max_length(spec.max_length, loaded.model_max_length, config)
+        super().__init__(spec, placement, loaded)
+        config = read_config(model_dir)
+        # What CrossEncoder truncates to: min(catalog, tokenizer, position embeddings).
+        self._max_length = max_sequence_length(spec.max_length, loaded.model_max_length, position_limit(config))
         self.query_cap = resolve_query_cap(spec, self._max_length, self.template.num_special)
         self.network = load_network(AutoModelForSequenceClassification, model_dir, placement)
         self.num_labels = int(self.network.config.num_labels)
@@ -109,51 +91,25 @@ class CrossEncoderFamily(Family):
             self.activation = spec.activation
         else:
             self.activation = activation_from_config(config, self.num_labels)
-        self._type_ids = accepts_argument(self.network, "token_type_ids") and (
-            int(config.get("type_vocab_size", 1) or 1) > 1
-        )
+        self.segment_ids = uses_token_types(self.network, config)
 
     @property
     def max_length(self) -> int:
         return self._max_length
 
-    def prepare(self, query: str, texts: list[str], instruction: str | None, options: ScoreOptions) -> Prepared:
-        self.check_instruction(instruction)
-        query_ids = encode_texts(self.tokenizer, [query])[0]
-        documents = encode_texts(self.tokenizer, texts)
-        if options.max_tokens_per_doc is not None or options.max_chunks_per_doc is not None:
-            return self._prepare_chunked(query_ids, documents, options)
-        doc_lengths = np.fromiter(map(len, documents), dtype=np.int64, count=len(documents))
-        kept_query, kept_docs = self._pair_lengths(len(query_ids), doc_lengths)
-        prepared = assemble_pairs(
-            self.template, query_ids, documents, doc_lengths, kept_query, kept_docs, segment_ids=self._type_ids
-        )
-        self.check_truncation(options, prepared.truncated)
-        return prepared
-
-    def _pair_lengths(self, query_len: int, doc_lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def pair_lengths(self, query_len: int, doc_lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Kept (query, document) lengths under the model's truncation rule."""
+        if self.query_cap is None:
+            return super().pair_lengths(query_len, doc_lengths)
         budget = self.max_length - self.template.num_special
-        if self.query_cap is not None:
-            return query_capped_lengths(query_len, doc_lengths, budget, self.query_cap)
-        return longest_first_lengths(query_len, doc_lengths, budget)
+        return query_capped_lengths(query_len, doc_lengths, budget, self.query_cap)
 
-    def _prepare_chunked(self, query_ids: list[int], documents: list[list[int]], options: ScoreOptions) -> Prepared:
-        """Each document as overlapping windows next to the query.
+    def window_query_length(self) -> int:
+        """What the truncation rule lets the query keep next to a long document.
 
-        The query keeps what the model's truncation rule would let it keep next to a long
-        document (`query_max_length` under `only_second`, half the budget under `longest_first`);
-        the windows fill the rest.
+        `query_max_length` under `only_second`, half the budget under `longest_first`.
         """
-        budget = self.max_length - self.template.num_special
-        query = query_ids[: self.query_cap or max(1, budget // 2)]
-        window = budget - len(query)
-        if options.max_tokens_per_doc is not None:
-            window = min(window, options.max_tokens_per_doc)
-        plan = plan_chunks([len(d) for d in documents], window, options.max_chunks_per_doc)
-        prepared = assemble_windows(self.template, query_ids, query, documents, plan, segment_ids=self._type_ids)
-        self.check_truncation(options, prepared.truncated)
-        return prepared
+        return self.query_cap or max(1, (self.max_length - self.template.num_special) // 2)
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.network(**inputs).logits.float().cpu()

@@ -33,21 +33,14 @@ import numpy as np
 import torch
 from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
 
-from rerankd.core.types import ScoreOptions
-from rerankd.models.base import Family, Prepared, max_over_units, sigmoid
+from rerankd.models.base import Prepared, max_over_units, sigmoid
 from rerankd.models.catalog import ModelSpec
-from rerankd.models.chunking import ChunkPlan
-from rerankd.models.hf import module_bytes, read_config
-from rerankd.models.pairs import assemble_pairs, assemble_windows
+from rerankd.models.hf import IncompatibleCheckpoint, module_bytes, read_config
+from rerankd.models.limits import max_sequence_length, position_limit
+from rerankd.models.pairs import PairFamily
 from rerankd.models.runtime import Placement
 from rerankd.models.safetensors_files import load_tensors
-from rerankd.models.tokenization import (
-    encode_texts,
-    load_tokenizer,
-    longest_first_lengths,
-    probe_pair_template,
-    probe_single_template,
-)
+from rerankd.models.tokenization import load_tokenizer, probe_single_template
 
 # `rerank()`'s defaults in the published modeling code; the catalog may override them.
 DEFAULT_MAX_QUERY_LENGTH = 512
@@ -81,10 +74,6 @@ _LAYER = re.compile(r"^roberta\.encoder\.layers\.(\d+)\.")
 
 # The modeling code's activation choice: these names mean tanh-approximated GELU, others erf.
 _TANH_GELU = {"gelu_new", "gelu_fast", "gelu_pytorch_tanh"}
-
-
-class IncompatibleCheckpoint(ValueError):
-    """The checkpoint is not in the layout (or variant) this module knows how to map."""
 
 
 def xlmr_config(config: dict) -> XLMRobertaConfig:
@@ -176,81 +165,30 @@ def load_jina_network(model_dir: Path, placement: Placement) -> tuple[torch.nn.M
     return network.to(device=placement.device, dtype=placement.dtype), config
 
 
-def jina_windows(length: int, window: int, overlap: int, max_chunks: int | None) -> tuple[list[tuple[int, int]], bool]:
-    """`rerank()`'s windows: stride window - overlap, the last one ending at the document's end."""
-    if window < 1:
-        raise ValueError("window must hold at least one token")
-    if length <= window:
-        return [(0, length)], False
-    spans: list[tuple[int, int]] = []
-    start = 0
-    while start < length:
-        end = start + window
-        if end >= length:
-            spans.append((length - window, length))
-            break
-        spans.append((start, end))
-        start = end - overlap
-    if max_chunks is not None and len(spans) > max_chunks:
-        spans = spans[:max_chunks]
-        return spans, True
-    return spans, False
+class JinaRerankerFamily(PairFamily):
+    """Plain requests: `compute_score` (longest_first pairs); chunked ones: `rerank()`'s windows."""
 
-
-class JinaRerankerFamily(Family):
     kind = "jina-reranker"
+    align_last_window = True  # rerank(): the last window is a full one ending at the document's end
 
     def __init__(self, spec: ModelSpec, placement: Placement, model_dir: Path) -> None:
-        super().__init__(spec, placement)
         loaded = load_tokenizer(model_dir)
-        self.tokenizer = loaded.tokenizer
-        self.pad_id = loaded.pad_id
-        self.template = probe_pair_template(self.tokenizer)
+        super().__init__(spec, placement, loaded)
         self.network, config = load_jina_network(model_dir, placement)
-        positions = int(config["max_position_embeddings"]) - int(config.get("pad_token_id", 1)) - 1
-        limits = [limit for limit in (spec.max_length, loaded.model_max_length, positions) if limit]
-        self._max_length = min(limits)
+        # XLM-R position ids start after the padding index: pad_token_id + 1 positions hold no text.
+        positions = position_limit(config, reserved=int(config.get("pad_token_id", 1)) + 1)
+        self._max_length = max_sequence_length(spec.max_length, loaded.model_max_length, positions)
         # `rerank()` encodes the query alone (`<s> query </s>`) capped at max_query_length tokens.
         max_query_length = int(spec.settings.get("max_query_length", DEFAULT_MAX_QUERY_LENGTH))
         self.query_budget = max(1, max_query_length - probe_single_template(self.tokenizer).num_special)
-        self.overlap_tokens = int(spec.settings.get("overlap_tokens", DEFAULT_OVERLAP_TOKENS))
+        self.window_overlap = int(spec.settings.get("overlap_tokens", DEFAULT_OVERLAP_TOKENS))
 
     @property
     def max_length(self) -> int:
         return self._max_length
 
-    def prepare(self, query: str, texts: list[str], instruction: str | None, options: ScoreOptions) -> Prepared:
-        self.check_instruction(instruction)
-        query_ids = encode_texts(self.tokenizer, [query])[0]
-        documents = encode_texts(self.tokenizer, texts)
-        if options.max_tokens_per_doc is not None or options.max_chunks_per_doc is not None:
-            return self._prepare_windows(query_ids, documents, options)
-        doc_lengths = np.fromiter(map(len, documents), dtype=np.int64, count=len(documents))
-        budget = self.max_length - self.template.num_special
-        kept_query, kept_docs = longest_first_lengths(len(query_ids), doc_lengths, budget)
-        prepared = assemble_pairs(
-            self.template, query_ids, documents, doc_lengths, kept_query, kept_docs, segment_ids=False
-        )
-        self.check_truncation(options, prepared.truncated)
-        return prepared
-
-    def _prepare_windows(self, query_ids: list[int], documents: list[list[int]], options: ScoreOptions) -> Prepared:
-        """`rerank()`: the capped query next to each window of each document."""
-        query = query_ids[: self.query_budget]
-        window = self.max_length - self.template.num_special - len(query)
-        if options.max_tokens_per_doc is not None:
-            window = min(window, options.max_tokens_per_doc)
-        overlap = min(self.overlap_tokens, window // 4)
-        spans: list[list[tuple[int, int]]] = []
-        truncated = np.zeros(len(documents), dtype=bool)
-        for index, document in enumerate(documents):
-            doc_spans, cut = jina_windows(len(document), window, overlap, options.max_chunks_per_doc)
-            spans.append(doc_spans)
-            truncated[index] = cut
-        plan = ChunkPlan(spans, truncated)
-        prepared = assemble_windows(self.template, query_ids, query, documents, plan, segment_ids=False)
-        self.check_truncation(options, prepared.truncated)
-        return prepared
+    def window_query_length(self) -> int:
+        return self.query_budget
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         inputs = {key: value for key, value in inputs.items() if key != "token_type_ids"}

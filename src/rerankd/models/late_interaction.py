@@ -41,7 +41,8 @@ from rerankd.core.types import ScoreOptions
 from rerankd.models.base import Family, Prepared, max_over_units, right_pad
 from rerankd.models.catalog import ModelSpec
 from rerankd.models.chunking import plan_chunks
-from rerankd.models.hf import module_bytes, read_config
+from rerankd.models.hf import IncompatibleCheckpoint, load_network, module_bytes, read_config
+from rerankd.models.limits import max_sequence_length, position_limit
 from rerankd.models.runtime import Placement
 from rerankd.models.safetensors_files import load_tensors, tensor_names
 from rerankd.models.tokenization import encode_texts, load_tokenizer, probe_single_template
@@ -52,10 +53,6 @@ ATTEND = 1
 KEEP = 2
 
 PROJECTION = "linear.weight"
-
-
-class IncompatibleCheckpoint(ValueError):
-    """Not a ColBERT checkpoint this module can reproduce exactly."""
 
 
 @dataclass(frozen=True)
@@ -134,23 +131,11 @@ def _modules(model_dir: Path) -> tuple[Path, Path] | None:
 
 
 def load_encoder(encoder_dir: Path, placement: Placement) -> torch.nn.Module:
-    """The `transformers` encoder, refusing to run with any of its weights left uninitialised."""
-    from transformers.utils import logging as hf_logging
+    """The `transformers` encoder, refusing to run with any of its weights left uninitialised.
 
-    hf_logging.disable_progress_bar()
-    kwargs: dict[str, Any] = {"dtype": placement.dtype, "trust_remote_code": False, "output_loading_info": True}
-    try:
-        model, info = AutoModel.from_pretrained(str(encoder_dir), attn_implementation="sdpa", **kwargs)
-    except (ValueError, ImportError) as error:
-        if "sdpa" not in str(error).lower() and "attention" not in str(error).lower():
-            raise
-        model, info = AutoModel.from_pretrained(str(encoder_dir), attn_implementation="eager", **kwargs)
-    missing = [key for key in info.get("missing_keys", []) if not key.startswith("pooler.")]
-    if missing:
-        raise IncompatibleCheckpoint(f"encoder weights missing from {encoder_dir}: {sorted(missing)[:5]}")
-    model.eval()
-    model.requires_grad_(False)
-    return model.to(placement.device)
+    The pooler is the one exception: ColBERT reads per-token states and never calls it.
+    """
+    return load_network(AutoModel, encoder_dir, placement, optional_weights=("pooler.",))
 
 
 def load_projection(weights_dir: Path, placement: Placement, dense_config: dict | None = None) -> torch.nn.Linear:
@@ -221,10 +206,9 @@ class LateInteractionFamily(Family):
         mask = mask.get("content") if isinstance(mask, dict) else mask
         self.mask_id = self._token_id(*[t for t in (mask, "[MASK]", "<mask>") if isinstance(t, str)])
         self.skip_ids = self._skiplist()
-        encoder_config = getattr(self.network.encoder, "config", None)
-        positions = getattr(encoder_config, "max_position_embeddings", None)
-        limits = [value for value in (self.settings.document_length, spec.max_length, positions) if value]
-        self._max_length = min(limits)
+        # colbert-ai cuts documents at doc_maxlen; the tokenizer's own limit plays no part.
+        positions = position_limit(getattr(self.network.encoder, "config", None))
+        self._max_length = max_sequence_length(self.settings.document_length, spec.max_length, positions)
         # Content tokens around the special tokens and the marker.
         reserved = self.template.num_special + 1
         self.query_budget = self.settings.query_length - reserved
@@ -284,31 +268,26 @@ class LateInteractionFamily(Family):
         window = self.document_budget
         if options.max_tokens_per_doc is not None:
             window = min(window, options.max_tokens_per_doc)
-        if chunked:
-            plan = plan_chunks([len(d) for d in documents], window, options.max_chunks_per_doc)
-            spans, truncated, unit_item = plan.spans, plan.truncated, plan.unit_item
-        else:
-            spans = [[(0, min(len(d), window))] for d in documents]
-            truncated = np.fromiter((len(d) > window for d in documents), dtype=bool, count=len(documents))
-            unit_item = None
-        self.check_truncation(options, truncated)
+        # Unchunked, a document is its first window alone: cut at doc_maxlen, as colbert-ai cuts it.
+        plan = plan_chunks([len(d) for d in documents], window, options.max_chunks_per_doc if chunked else 1)
+        self.check_truncation(options, plan.truncated)
         ids = [query_ids]
         flags = [query_flags]
-        for document, doc_spans in zip(documents, spans, strict=True):
+        for document, doc_spans in zip(documents, plan.spans, strict=True):
             for start, end in doc_spans:
                 unit = self._wrap(self.document_marker, document[start:end])
                 ids.append(unit)
                 flags.append(self._document_flags(unit))
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-        document_tokens = sum(end - start for doc_spans in spans for start, end in doc_spans)
+        document_tokens = sum(end - start for doc_spans in plan.spans for start, end in doc_spans)
         return Prepared(
             ids=ids,
             token_tags=flags,
             lengths=lengths,
             n_items=len(texts),
-            truncated=truncated,
+            truncated=plan.truncated,
             content_tokens=len(query_tokens) + document_tokens,
-            unit_item=unit_item,
+            unit_item=plan.unit_item if chunked else None,
             n_query_units=1,
         )
 
