@@ -259,7 +259,7 @@ def test_lifecycle_changes_under_cancelled_load_fail_nothing(stress_server, stre
             stress_server,
             stress_setup,
             references,
-            iterations=int(os.environ.get("STRESS_N", 200)),
+            iterations=200,
             seed=7 + contention,
         )
 
