@@ -23,7 +23,7 @@ if ls "$ASSETS"/wheels/*.whl >/dev/null 2>&1; then
 else
   export PYTHONPATH=$PWD/src
 fi
-python3 -c "import torch, rerankd, starlette, uvicorn; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
+python3 -c "import torch, rerankd, starlette, uvicorn, msgspec; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt" || true
 
 CKPT=/tmp/rerankd-checkpoints
