@@ -30,26 +30,14 @@ import httpx
 import numpy as np
 import pytest
 from support.encoder_checkpoints import build_bert_cross_encoder
-from support.lifecycle import scores_by_index
+from support.lifecycle import DOCUMENTS, QUERY, TIMEOUT, score_body, scores_by_index
 from support.lora import build_lora_adapter
 from support.reference import cross_encoder_scores
 
 from rerankd.bench.server import RunningServer
 
-TIMEOUT = 120
-QUERY = "how long do fleas live"
-# A short request; a long one repeats it (many 64-token batches: the server runs small batches).
-DOCUMENTS = [
-    "A flea can live up to a year in ideal conditions.",
-    "Bananas are yellow and grow in tropical climates.",
-    "Adult fleas usually live two to three months on a host.",
-    "The stock market closed higher on Tuesday.",
-    "Flea larvae feed on organic debris in carpets.",
-    "Paris is the capital of France.",
-    "Cats and dogs are common hosts for fleas, which can survive weeks without feeding.",
-    "Photosynthesis converts light into chemical energy.",
-]
-LONG = DOCUMENTS * 8
+# A short request is DOCUMENTS; a long one repeats them (many batches: the server runs 64-token batches).
+LONG = DOCUMENTS * 10
 OPERATIONS = ("swap", "evict", "delete-model", "replace-adapter", "delete-adapter")
 
 
@@ -97,12 +85,8 @@ def put_adapter(url: str, source: Path) -> None:
     assert response.status_code == 200, response.text
 
 
-def body(documents: list[str] = DOCUMENTS) -> dict:
-    return {"query": {"text": QUERY}, "items": [{"text": text} for text in documents]}
-
-
 def quiet_scores(url: str, model: str) -> np.ndarray:
-    response = httpx.post(f"{url}/v1/score/{model}", json=body(), timeout=TIMEOUT)
+    response = httpx.post(f"{url}/v1/score/{model}", json=score_body(), timeout=TIMEOUT)
     assert response.status_code == 200, response.text
     return scores_by_index(response.json())
 
@@ -131,7 +115,7 @@ def swap(url: str, source: Path) -> None:
 
 async def score(http: httpx.AsyncClient, model: str, cancel_after: float | None) -> Outcome:
     """A short request answered in full, or (with `cancel_after`) a long one the client hangs up on."""
-    call = http.post(f"/v1/score/{model}", json=body(DOCUMENTS if cancel_after is None else LONG))
+    call = http.post(f"/v1/score/{model}", json=score_body(DOCUMENTS if cancel_after is None else LONG))
     try:
         if cancel_after is None:
             response = await call
