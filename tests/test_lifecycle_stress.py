@@ -113,16 +113,10 @@ def swap(url: str, source: Path) -> None:
     assert response.status_code == 200, response.text
 
 
-async def score(http: httpx.AsyncClient, model: str, cancel_after: float | None) -> Outcome:
-    """A short request answered in full, or (with `cancel_after`) a long one the client hangs up on."""
-    call = http.post(f"/v1/score/{model}", json=score_body(DOCUMENTS if cancel_after is None else LONG))
+async def score(http: httpx.AsyncClient, model: str, documents: list[str] = DOCUMENTS) -> Outcome:
+    """One request; a task running this may be cancelled, which hangs up on the server."""
     try:
-        if cancel_after is None:
-            response = await call
-        else:
-            response = await asyncio.wait_for(call, cancel_after)
-    except asyncio.TimeoutError:
-        return Outcome(model, None)
+        response = await http.post(f"/v1/score/{model}", json=score_body(documents))
     except httpx.HTTPError as error:
         return Outcome(model, 0, detail=repr(error))
     if response.status_code != 200:
@@ -176,6 +170,36 @@ def acceptable(outcome: Outcome, operation: str, references: dict[str, np.ndarra
     return f"{outcome.model}: {outcome.status} {outcome.code} {outcome.detail}"
 
 
+async def one_iteration(
+    http: httpx.AsyncClient, operation: str, rng: random.Random, state: dict, stress_setup: dict
+) -> list[Outcome]:
+    """Short requests answered in full, long ones hung up on right when the change makes that dangerous.
+
+    A swap or an adapter replacement has retired the old weights when its PUT returns: the long
+    requests still on them are then cancelled, so their release is the last and their batches
+    may still be queued. A DELETE waits for in-flight work: the long requests are cancelled while
+    it waits. An eviction waits for `m` to go idle: cancelling makes it idle at once.
+    """
+    models = ["m", "m", "m:x"] + (["n"] if operation == "evict" else [])
+    answered = [asyncio.create_task(score(http, model)) for model in models]
+    hung_up = [asyncio.create_task(score(http, model, LONG)) for model in ("m", "m", "m:x")]
+    await asyncio.sleep(rng.uniform(0.005, 0.03))  # the requests reach their schedulers
+    change = asyncio.create_task(lifecycle_change(http, operation, state, stress_setup))
+    if operation in ("swap", "replace-adapter"):
+        await change
+    await asyncio.sleep(rng.uniform(0.0, 0.04))
+    for task in hung_up:
+        task.cancel()
+    await change
+    outcomes = await asyncio.gather(*answered)
+    for task, model in zip(hung_up, ("m", "m", "m:x"), strict=True):
+        try:
+            outcomes.append(await task)  # answered before the client hung up
+        except asyncio.CancelledError:
+            outcomes.append(Outcome(model, None))
+    return outcomes
+
+
 async def stress(url: str, iterations: int, stress_setup: dict, references: dict, seed: int) -> Counter:
     rng = random.Random(seed)
     state = {"m": "A"}
@@ -185,15 +209,7 @@ async def stress(url: str, iterations: int, stress_setup: dict, references: dict
     async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT, limits=limits) as http:
         for iteration in range(iterations):
             operation = OPERATIONS[iteration % len(OPERATIONS)]
-            models = ["m", "m", "m:x"] + (["n"] if operation == "evict" else [])
-            requests = [score(http, model, None) for model in models]  # answered in full
-            requests += [score(http, model, rng.uniform(0.01, 0.3)) for model in ("m", "m", "m:x")]  # cancelled
-
-            async def change(operation: str = operation) -> None:
-                await asyncio.sleep(rng.uniform(0.0, 0.1))
-                await lifecycle_change(http, operation, state, stress_setup)
-
-            *outcomes, _ = await asyncio.gather(*requests, change())
+            outcomes = await one_iteration(http, operation, rng, state, stress_setup)
             for outcome in outcomes:
                 tally["cancelled" if outcome.status is None else str(outcome.status)] += 1
                 why = acceptable(outcome, operation, references)
