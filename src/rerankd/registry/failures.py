@@ -3,7 +3,8 @@
 Loads happen in four places (a model on demand, a hot-swap, an adapter on demand, an adapter
 put by the admin API); each passes its own bookkeeping as callbacks and gets the same
 translation: no room yet is transient (`NoCapacity` passes through, nothing is marked failed),
-anything else is remembered with its reason and answered as `ModelLoadFailed`.
+a model or adapter deleted while it loaded is just gone (`ModelNotFound`/`AdapterNotFound`
+pass through), anything else is remembered with its reason and answered as `ModelLoadFailed`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from rerankd.core.errors import ModelLoadFailed, NoCapacity, RerankdError
+from rerankd.core.errors import AdapterNotFound, ModelLoadFailed, ModelNotFound, NoCapacity, RerankdError
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ def translated_load_errors(
     except NoCapacity:
         if on_no_room is not None:
             on_no_room()
+        raise
+    except (ModelNotFound, AdapterNotFound):
         raise
     except Exception as error:
         failure = LoadFailure.of(error)

@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from rerankd.core.compute import ComputeThreads
-from rerankd.core.errors import AdapterNotFound, InvalidRequest, ModelLoading, ModelNotFound
+from rerankd.core.errors import AdapterNotFound, InvalidRequest, ModelLoading, ModelNotFound, RerankdError
 from rerankd.models.catalog import catalog
 from rerankd.registry.adapter_loads import AdapterLoads
 from rerankd.registry.adapters import LoadedAdapter
@@ -133,20 +133,35 @@ class ModelRegistry:
         entry.failure = None
         started = time.perf_counter()
 
+        def gone() -> bool:  # deleted while it loads
+            return entry.lifecycle.gone
+
         def failed(failure: LoadFailure) -> None:
             entry.failure = failure
-            if not entry.lifecycle.gone:
+            if not gone():
                 entry.lifecycle.move(State.FAILED)
 
         def no_room() -> None:
-            if not entry.lifecycle.gone:
+            if not gone():
                 entry.lifecycle.move(State.REGISTERED)  # nothing wrong with it: a later request retries
 
-        with translated_load_errors(f"model '{entry.name}'", param="model", on_failure=failed, on_no_room=no_room):
-            version = await self.versions.bring_up(
-                entry.name, entry.source, entry.revision, entry.spec, [], slot=True, allow_download=entry.allow_download
-            )
-        if entry.lifecycle.gone:  # deleted while it loaded
+        try:
+            with translated_load_errors(f"model '{entry.name}'", param="model", on_failure=failed, on_no_room=no_room):
+                version = await self.versions.bring_up(
+                    entry.name,
+                    entry.source,
+                    entry.revision,
+                    entry.spec,
+                    [],
+                    slot=True,
+                    allow_download=entry.allow_download,
+                    abandoned=gone,
+                )
+        except RerankdError:
+            if gone():  # deleted while it loaded: whatever went wrong, the answer is that it is gone
+                raise ModelNotFound(f"model '{entry.name}' was unloaded while it loaded", param="model") from None
+            raise
+        if gone():
             self.versions.evict(version)
             raise ModelNotFound(f"model '{entry.name}' was unloaded while it loaded", param="model")
         entry.current = version

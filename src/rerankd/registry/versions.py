@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from rerankd.core.compute import ComputeThreads
+from rerankd.core.errors import ModelNotFound
 from rerankd.core.holds import Holds
 from rerankd.models.catalog import ModelSpec
 from rerankd.models.lora import LoraAdapter, LoraHost, read_adapter
@@ -53,8 +54,13 @@ class Versions:
         *,
         slot: bool,
         allow_download: bool,
+        abandoned: Callable[[], bool] = lambda: False,
     ) -> LoadedModel:
-        """A new version of `name` from `source`, with `adapters` re-applied; not yet current."""
+        """A new version of `name` from `source`, with `adapters` re-applied; not yet current.
+
+        `abandoned` says the name was deleted meanwhile: then no room is taken (and nothing
+        evicted) for a version nobody will serve, and the load ends as `ModelNotFound`.
+        """
         located = await asyncio.to_thread(
             locate,
             name,
@@ -66,10 +72,12 @@ class Versions:
             allow_download=allow_download,
         )
         estimate = located.estimate + sum(a.memory_bytes for a in adapters)
+        _check_wanted(name, abandoned)
         reservation = await self.capacity.reserve(
             f"model '{name}'", estimate, slot=slot, protect=frozenset({name}), timeout=self.settings.load_timeout
         )
         try:
+            _check_wanted(name, abandoned)
             built = await asyncio.to_thread(build, located, [(a.name, a.weights) for a in adapters])
         finally:
             self.capacity.release(reservation)
@@ -202,6 +210,11 @@ class Versions:
     def cancel_background(self) -> None:
         for task in list(self._background):
             task.cancel()
+
+
+def _check_wanted(name: str, abandoned: Callable[[], bool]) -> None:
+    if abandoned():
+        raise ModelNotFound(f"model '{name}' was unloaded while it loaded", param="model")
 
 
 def _end(lifecycle: Lifecycle) -> None:
