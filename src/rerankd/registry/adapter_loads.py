@@ -68,6 +68,9 @@ class AdapterLoads:
     async def _load_on_demand(self, entry: ModelEntry, version: LoadedModel, adapter_entry: AdapterEntry) -> None:
         """(Re)attach a registered adapter to `version`, which the caller acquired for this task."""
         name = adapter_entry.name
+        if entry.adapters.get(name) is not adapter_entry:  # unloaded before this task's first step
+            version.holds.release()
+            raise _not_found(entry, name, "model")
         # Only a load from `registered` reports on the name; when the name is already loading or
         # loaded onto another version (one a swap just replaced), that load reports instead.
         drives_state = adapter_entry.state is State.REGISTERED

@@ -129,6 +129,8 @@ class ModelRegistry:
         return await asyncio.shield(entry.load_task)
 
     async def _load(self, entry: ModelEntry) -> LoadedModel:
+        if entry.lifecycle.gone:  # deleted between this task's creation and its first step
+            raise ModelNotFound(f"model '{entry.name}' is not served here", param="model")
         entry.lifecycle.move(State.LOADING)
         entry.failure = None
         started = time.perf_counter()

@@ -145,12 +145,20 @@ class Versions:
 
     # ---------------------------------------------------------------------------- death
     def retire(self, version: LoadedModel) -> None:
-        """Free `version` in the background once nothing holds it (it takes no new requests)."""
-        self._spawn(self.retire_and_wait(version))
+        """Stop `version` taking new work now; free it in the background once nothing holds it."""
+        self._start_draining(version)
+        self._spawn(self._free_when_drained(version))
 
     async def retire_and_wait(self, version: LoadedModel) -> None:
+        """`retire`, returning once it is freed."""
+        self._start_draining(version)
+        await self._free_when_drained(version)
+
+    def _start_draining(self, version: LoadedModel) -> None:
         version.lifecycle.move(State.DRAINING)
-        self.retiring.add(version)
+        self.retiring.add(version)  # still counted against the budget until freed
+
+    async def _free_when_drained(self, version: LoadedModel) -> None:
         await version.holds.drain()
         self._free(version)
 
@@ -161,12 +169,20 @@ class Versions:
         self._free(version)
 
     def retire_adapter(self, version: LoadedModel, loaded: LoadedAdapter) -> None:
-        """Detach a replaced adapter in the background once nothing holds it."""
-        self._spawn(self.retire_adapter_and_wait(version, loaded))
+        """Stop a replaced adapter taking new work now; detach it once nothing holds it."""
+        self._start_draining_adapter(version, loaded)
+        self._spawn(self._drop_adapter_when_drained(version, loaded))
 
     async def retire_adapter_and_wait(self, version: LoadedModel, loaded: LoadedAdapter) -> None:
+        self._start_draining_adapter(version, loaded)
+        await self._drop_adapter_when_drained(version, loaded)
+
+    @staticmethod
+    def _start_draining_adapter(version: LoadedModel, loaded: LoadedAdapter) -> None:
         loaded.lifecycle.move(State.DRAINING)
         version.retiring_adapters.append(loaded)
+
+    async def _drop_adapter_when_drained(self, version: LoadedModel, loaded: LoadedAdapter) -> None:
         await loaded.holds.drain()
         if not loaded.lifecycle.is_(State.UNLOADED):  # else its version was freed first, with it
             self.drop_adapter(version, loaded)
