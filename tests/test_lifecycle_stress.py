@@ -137,7 +137,7 @@ async def score(http: httpx.AsyncClient, model: str, cancel_after: float | None)
             response = await call
         else:
             response = await asyncio.wait_for(call, cancel_after)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return Outcome(model, None)
     except httpx.HTTPError as error:
         return Outcome(model, 0, detail=repr(error))
