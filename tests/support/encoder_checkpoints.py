@@ -187,6 +187,30 @@ def build_modernbert_tokenizer(texts: Iterable[str], vocab_size: int = 1500):
     return _with_cls_sep_template(tokenizer)
 
 
+def _draw_modernbert_weights(model: torch.nn.Module, *, seed: int, init_std: float, head_std: float) -> None:
+    """Every weight drawn here from `seed`, in parameter order: the same checkpoint under any transformers.
+
+    transformers releases consume the global seed differently while building a model (4.x and 5.0
+    draw other weights than 5.24 from the same seed), so a seeded `model_class(config)` depends on
+    the version; under 5.0 this ModernBERT's scores came out saturated (sigmoid ~1e-4) and rounded
+    to ties. The stds follow ModernBERT's own scheme: `init_std` in, `init_std / sqrt(2 * layers)`
+    for output projections.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    out_std = init_std / (2 * model.config.num_hidden_layers) ** 0.5
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.startswith("classifier."):
+                continue
+            if parameter.dim() == 1:  # norm weights 1, biases 0
+                parameter.fill_(1.0 if name.endswith("weight") else 0.0)
+                continue
+            std = out_std if name.endswith("Wo.weight") or name == "head.dense.weight" else init_std
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * std)
+        model.classifier.weight.copy_(torch.randn(model.classifier.weight.shape, generator=generator) * head_std)
+        model.classifier.bias.fill_(0.1)  # as init_head
+
+
 def build_modernbert_cross_encoder(
     target: Path, texts: Iterable[str], *, seed: int = 0, init_std: float = 0.3, head_std: float = 0.5
 ) -> Path:
@@ -214,7 +238,8 @@ def build_modernbert_cross_encoder(
         reference_compile=False,
         initializer_range=init_std,
     )
-    model = _random_classifier(ModernBertForSequenceClassification, config, seed=seed, head_std=head_std)
+    model = ModernBertForSequenceClassification(config).eval()
+    _draw_modernbert_weights(model, seed=seed, init_std=init_std, head_std=head_std)
     save_checkpoint(model, target)
     tokenizer.save(str(target / "tokenizer.json"))
     _write_tokenizer_config(target, "PreTrainedTokenizerFast", 8192, _BERT_SPECIALS)

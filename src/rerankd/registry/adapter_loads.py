@@ -58,7 +58,7 @@ class AdapterLoads:
             adapter_entry.waiters += 1
             try:
                 await asyncio.wait_for(asyncio.shield(task), timeout=self.settings.load_timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise AdapterLoading(
                     f"adapter '{entry.name}:{name}' is still loading; retry shortly", param=param, retry_after=1
                 ) from None

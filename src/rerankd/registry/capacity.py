@@ -147,7 +147,7 @@ class Capacity:
                     param="model",
                     retry_after=max(1.0, min(timeout, 5.0)),
                 )
-            with contextlib.suppress(asyncio.TimeoutError):
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), remaining)
 
     def release(self, reservation: Reservation | None) -> None:

@@ -225,7 +225,7 @@ class ModelRegistry:
             raise load_failed(f"model '{entry.name}'", entry.failure, param="model")
         try:
             await asyncio.wait_for(self.load(entry.name), timeout=self.settings.load_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise ModelLoading(
                 f"model '{entry.name}' is still loading; retry shortly",
                 param="model",
