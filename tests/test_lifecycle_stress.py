@@ -34,7 +34,7 @@ from support.lifecycle import DOCUMENTS, QUERY, TIMEOUT, score_body, scores_by_i
 from support.lora import build_lora_adapter
 from support.reference import cross_encoder_scores
 
-from rerankd.bench.server import RunningServer
+from rerankd.bench.server import RunningServer, die_with_parent
 
 # A short request is DOCUMENTS; a long one repeats them (many batches: the server runs 64-token batches).
 LONG = DOCUMENTS * 10
@@ -224,7 +224,10 @@ async def stress(url: str, iterations: int, stress_setup: dict, references: dict
 def busy_cores() -> None:
     """A busy loop per core: the compute thread runs late, which is where lifetime races show."""
     count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2
-    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    # die_with_parent: a test run killed mid-way must not leave busy loops behind on the CI machine.
+    spinners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], preexec_fn=die_with_parent) for _ in range(count)
+    ]
     try:
         yield
     finally:
@@ -255,13 +258,7 @@ def run_stress(server: RunningServer, stress_setup: dict, references: dict, iter
 @pytest.mark.parametrize("contention", [False, True], ids=["quiet", "busy-cores"])
 def test_lifecycle_changes_under_cancelled_load_fail_nothing(stress_server, stress_setup, references, contention):
     with busy_cores() if contention else contextlib.nullcontext():
-        run_stress(
-            stress_server,
-            stress_setup,
-            references,
-            iterations=200,
-            seed=7 + contention,
-        )
+        run_stress(stress_server, stress_setup, references, iterations=200, seed=7 + contention)
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Linux: the server gets SIGTERM when the process that started it dies (no orphans)."""
     try:
         import ctypes
@@ -40,7 +40,7 @@ class RunningServer:
         environment = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **(env or {})}
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            command, stdout=self._log, stderr=subprocess.STDOUT, env=environment, preexec_fn=_die_with_parent
+            command, stdout=self._log, stderr=subprocess.STDOUT, env=environment, preexec_fn=die_with_parent
         )
 
     def wait_ready(self, timeout: float = 180.0) -> RunningServer:
