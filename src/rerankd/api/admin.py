@@ -194,7 +194,7 @@ operations = [
         )
         for path, summary, open_path in (
             ("/readyz", "Readiness: start-up models loaded (or failed)", True),
-            ("/health", "Readiness, under TEI's name", False),
+            ("/health", "Readiness, under TEI's name", True),
         )
     ),
 ]

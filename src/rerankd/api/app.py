@@ -59,7 +59,7 @@ class ServerConfig:
 class ApiKeyMiddleware:
     """Require `Authorization: Bearer <key>` on everything but health checks and the API docs."""
 
-    OPEN_PATHS = ("/healthz", "/readyz", "/openapi.json", "/docs")
+    OPEN_PATHS = ("/healthz", "/readyz", "/health", "/openapi.json", "/docs")
     OPEN_PREFIXES = (f"{docs.STATIC_PREFIX}/",)
 
     def __init__(self, app: ASGIApp, key: str) -> None:
