@@ -8,9 +8,12 @@ ASSETS=.gpu-assets
 SHARED=${SHARED_DATA:-../shared/data}
 mkdir -p "$ASSETS/wheels" "$ASSETS/bert" "$ASSETS/xlm-roberta"
 grep -qx '/.gpu-assets/' .git/info/exclude 2>/dev/null || echo '/.gpu-assets/' >> .git/info/exclude
-python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-  -d "$ASSETS/wheels" starlette uvicorn msgspec swagger-ui-py
+# msgspec is compiled: one wheel per Python the GPU image may have (pip picks the one that fits).
+for version in 3.11 3.12 3.13; do
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$version" --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+    -d "$ASSETS/wheels" starlette uvicorn msgspec swagger-ui-py
+done
 python3 - "$ASSETS/bert" <<'PY'
 import sys
 from pathlib import Path
