@@ -18,6 +18,7 @@ from rerankd.core import errors
 STATUS: dict[type[errors.RerankdError], int] = {
     errors.InvalidRequest: 400,  # MalformedBody, EmptyItems, InstructionNotSupported
     errors.Unauthorized: 401,
+    errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.ModelNotFound: 404,
     errors.AdapterNotFound: 404,
@@ -30,6 +31,8 @@ STATUS: dict[type[errors.RerankdError], int] = {
     errors.ModelUnloaded: 503,
     errors.NoCapacity: 503,
     errors.QueueFull: 503,
+    errors.ShuttingDown: 503,
+    errors.DeadlineExceeded: 504,
     errors.RerankdError: 500,
 }
 

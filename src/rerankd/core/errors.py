@@ -53,6 +53,12 @@ class InstructionNotSupported(InvalidRequest):
     code = "INSTRUCTION_NOT_SUPPORTED"
 
 
+class DuplicateItemId(InvalidRequest):
+    """Two items share an `id`: their results could not be told apart."""
+
+    code = "DUPLICATE_ITEM_ID"
+
+
 class RequestTooLarge(RerankdError):
     code = "REQUEST_TOO_LARGE"
 
@@ -67,6 +73,12 @@ class UnsupportedMediaType(RerankdError):
 
 class Unauthorized(RerankdError):
     code = "UNAUTHORIZED"
+
+
+class Forbidden(RerankdError):
+    """The caller may not do this here (admin API off, wrong key, a source outside the model roots)."""
+
+    code = "FORBIDDEN"
 
 
 class NotFound(RerankdError):
@@ -113,7 +125,21 @@ class NoCapacity(RerankdError):
 
 
 class QueueFull(RerankdError):
+    """Admission control: the model's queue is at its bound; `retry_after` comes from its drain rate."""
+
     code = "QUEUE_FULL"
+
+
+class DeadlineExceeded(RerankdError):
+    """The request's own deadline (`timeout_ms`) passed before its scores were ready; its work is cancelled."""
+
+    code = "DEADLINE_EXCEEDED"
+
+
+class ShuttingDown(RerankdError):
+    """The server is draining: no new work; in-flight work past the drain timeout is cancelled."""
+
+    code = "SHUTTING_DOWN"
 
 
 class ModelLoadFailed(RerankdError):
