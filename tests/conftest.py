@@ -87,8 +87,14 @@ def server(
     minilm_cross_encoder_dir: Path,
     broken_model_dir: Path,
 ) -> RunningServer:
-    """One shared server: the MiniLM cross-encoder, the offline bi-encoder, and two broken models."""
+    """One shared server: the MiniLM cross-encoder, the offline bi-encoder, and two broken models.
+
+    Ready once any start-up model serves (the broken ones never will); admin writes on, unguarded.
+    """
     return start_server(
+        "--ready-when",
+        "any",
+        "--admin-api",
         "--model",
         f"minilm={minilm_cross_encoder_dir}",
         "--model",

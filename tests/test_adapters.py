@@ -63,7 +63,7 @@ def references(adapters, minilm_cross_encoder_dir) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def lora_server(start_server: Callable[..., RunningServer], minilm_cross_encoder_dir: Path) -> RunningServer:
-    return start_server("--model", f"m={minilm_cross_encoder_dir}")
+    return start_server("--admin-api", "--model", f"m={minilm_cross_encoder_dir}")
 
 
 def score(client: Client, model: str, **options) -> np.ndarray:

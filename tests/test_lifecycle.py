@@ -31,7 +31,7 @@ def reference_b(checkpoint_b) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def admin_server(start_server: Callable[..., RunningServer], checkpoint_a: Path, minilm_cross_encoder_dir: Path):
-    return start_server("--model", f"m={checkpoint_a}", "--model", f"other={minilm_cross_encoder_dir}")
+    return start_server("--admin-api", "--model", f"m={checkpoint_a}", "--model", f"other={minilm_cross_encoder_dir}")
 
 
 def post_score(url: str, model: str, http: httpx.Client | None = None) -> httpx.Response:

@@ -55,6 +55,7 @@ def setup(tmp_path_factory, checkpoint_a: Path, checkpoint_b: Path) -> dict:
 @pytest.fixture(scope="module")
 def budget_server(start_server: Callable[..., RunningServer], setup) -> RunningServer:
     return start_server(
+        "--admin-api",
         "--memory-budget",
         str(setup["budget"]),
         "--load-timeout",

@@ -66,6 +66,7 @@ def stress_setup(tmp_path_factory: pytest.TempPathFactory, minilm_bi_encoder_dir
 def stress_server(start_server: Callable[..., RunningServer], stress_setup: dict) -> RunningServer:
     paths = stress_setup["paths"]
     server = start_server(
+        "--admin-api",
         "--model",
         f"m={paths['A']}",
         "--model",

@@ -68,6 +68,8 @@ def llm_dirs(tmp_path_factory: pytest.TempPathFactory, trec) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def llm_server(start_server, llm_dirs, minilm_cross_encoder_dir):
     return start_server(
+        "--ready-when",
+        "any",  # plain-qwen3 never loads
         *(arg for name, path in llm_dirs.items() for arg in ("--model", f"{name}={path}")),
         "--model",
         f"minilm={minilm_cross_encoder_dir}",

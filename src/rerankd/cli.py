@@ -26,6 +26,71 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-batch-size", type=int, default=None, help="sequences per batch")
 
 
+def _directory(text: str) -> Path:
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a directory")
+    return path.resolve()
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def _add_production_options(parser: argparse.ArgumentParser) -> None:
+    """Who may change models, what they may load, and how the server stops (README: "In production")."""
+    access = parser.add_argument_group("admin API and weights")
+    access.add_argument(
+        "--admin-api-key",
+        default=os.environ.get("RERANKD_ADMIN_API_KEY"),
+        metavar="KEY",
+        help="turn the admin API (PUT/DELETE of models and adapters) on, behind this bearer token "
+        "(env RERANKD_ADMIN_API_KEY); it also passes wherever --api-key is asked for",
+    )
+    access.add_argument(
+        "--admin-api",
+        action="store_true",
+        help="turn the admin API on without a key of its own (it then takes what other routes take: "
+        "--api-key, or nothing); off by default",
+    )
+    access.add_argument(
+        "--model-root",
+        action="append",
+        type=_directory,
+        default=[],
+        metavar="DIR",
+        help="load local model and adapter directories only from under DIR (repeatable; symlinks and '..' "
+        "are resolved first)",
+    )
+    access.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="load pickled PyTorch weights (pytorch_model.bin, adapter_model.bin); by default only "
+        "safetensors are loaded, because unpickling can run code",
+    )
+    stopping = parser.add_argument_group("readiness and shutdown")
+    stopping.add_argument(
+        "--ready-when",
+        choices=["all", "any"],
+        default="all",
+        help="/readyz is 200 once all (default) or any of the start-up models (not --lazy) serve",
+    )
+    stopping.add_argument(
+        "--drain-timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="on SIGTERM/SIGINT, in-flight requests get this long to finish; the rest are cancelled "
+        "(503 SHUTTING_DOWN) and the process exits 0",
+    )
+
+
 def _scheduler_config(args: argparse.Namespace):
     from rerankd.engine.scheduler import SchedulerConfig
 
@@ -121,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body accepted")
     serve.add_argument("--api-key", default=os.environ.get("RERANKD_API_KEY"), help="require this bearer token")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    _add_production_options(serve)
     _add_engine_options(serve)
 
     score = commands.add_parser("score", help="score documents against a query locally, without a server")
@@ -128,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--query", required=True)
     score.add_argument("documents", nargs="+", help="documents to rank")
     score.add_argument("--raw-scores", action="store_true")
+    score.add_argument("--allow-pickle", action="store_true", help="load pickled pytorch_model.bin weights")
     _add_engine_options(score)
 
     bench = commands.add_parser(
@@ -152,10 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from rerankd.api.app import DEFAULT_MODEL, ModelArg, ServerConfig, create_app
     from rerankd.api.common import ApiLimits
+    from rerankd.api.server import serve
     from rerankd.models.runtime import configure_threads
     from rerankd.registry.registry import RegistrySettings
 
@@ -172,12 +238,22 @@ def _serve(args: argparse.Namespace) -> int:
             load_timeout=args.load_timeout,
             max_loaded_models=args.max_loaded_models,
             memory_budget=args.memory_budget,
+            model_roots=tuple(args.model_root),
+            allow_pickle=args.allow_pickle,
         ),
         limits=ApiLimits(max_items=args.max_items, max_body_bytes=int(args.max_body_mb * 1024 * 1024)),
         api_key=args.api_key,
+        admin_key=args.admin_api_key or None,
+        admin_api=args.admin_api,
+        drain_timeout=args.drain_timeout,
+        ready_when=args.ready_when,
     )
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=args.log_level)
+    if config.access.admin_enabled and not args.model_root:
+        logging.getLogger("rerankd").warning(
+            "the admin API is on without --model-root: PUT may load any directory this process can read"
+        )
+    serve(create_app(config), host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 
@@ -194,7 +270,8 @@ def _score(args: argparse.Namespace) -> int:
     model = ModelArg.parse(args.model)
 
     async def run() -> dict:
-        service = Service.create(RegistrySettings(device=args.device, dtype=args.dtype), _scheduler_config(args))
+        settings = RegistrySettings(device=args.device, dtype=args.dtype, allow_pickle=args.allow_pickle)
+        service = Service.create(settings, _scheduler_config(args))
         service.registry.register(model.name, model.source)
         try:
             await service.registry.load(model.name)

@@ -1,4 +1,4 @@
-"""Models and their lifecycle over HTTP, plus health.
+"""Models and their lifecycle over HTTP.
 
     GET    /v1/models                               every served model (and catalog ids not served)
     GET    /v1/models/{name}                        one model (or `name:adapter`, one adapter)
@@ -7,7 +7,9 @@
     GET    /v1/models/{name}/adapters/{adapter}
     PUT    /v1/models/{name}/adapters/{adapter}  {"source": DIR}   load (or replace) a LoRA adapter
     DELETE /v1/models/{name}/adapters/{adapter}
-    GET    /healthz, /readyz
+
+Writes (PUT, DELETE) are admin routes: off unless `--admin-api-key` or `--admin-api` (api/auth.py);
+a local `source` must lie inside the `--model-root`s when there are any (registry/sources.py).
 
 Model names may contain '/' (Hugging Face ids), so `{name}` is a path; the adapter route is
 matched first and takes the last `/adapters/{adapter}` segment.
@@ -21,9 +23,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from rerankd.api.auth import require_admin
 from rerankd.api.codec import read, render, wants_msgpack
 from rerankd.api.common import context
-from rerankd.api.openapi import BODY_ERRORS, JSON, Operation
+from rerankd.api.openapi import BODY_ERRORS, Operation
 from rerankd.api.schemas import admin as wire
 from rerankd.core import errors
 from rerankd.core.errors import InvalidRequest, ModelNotFound
@@ -68,6 +71,7 @@ async def get_model(request: Request) -> Response:
 
 
 async def put_model(request: Request) -> Response:
+    require_admin(request)
     ctx = context(request)
     body = await _source(request, wire.ModelSource)
     name = request.path_params["name"]
@@ -76,6 +80,7 @@ async def put_model(request: Request) -> Response:
 
 
 async def delete_model(request: Request) -> Response:
+    require_admin(request)
     name = request.path_params["name"]
     await context(request).registry.unload(name)
     return _reply(request, wire.Deleted(id=name, object="model", deleted=True))
@@ -86,24 +91,12 @@ async def adapter(request: Request) -> Response:
     name, adapter_name = request.path_params["name"], request.path_params["adapter"]
     if request.method == "GET":
         return _reply(request, registry.describe_adapter(name, adapter_name))
+    require_admin(request)
     if request.method == "PUT":
         body = await _source(request, wire.AdapterSource)
         return _reply(request, await registry.put_adapter(name, adapter_name, body.source))
     await registry.unload_adapter(name, adapter_name)
     return _reply(request, wire.Deleted(id=f"{name}:{adapter_name}", object="adapter", deleted=True))
-
-
-async def healthz(request: Request) -> Response:
-    return render(wire.Health(status="ok"), msgpack_body=False)
-
-
-async def readyz(request: Request) -> Response:
-    """200 once every model named at start-up (and not `--lazy`) has finished loading (or failed to)."""
-    ctx = context(request)
-    registry = ctx.registry
-    states = {name: registry.describe(name)["state"] for name in registry.names()}
-    body = wire.Readiness(ready=ctx.startup_done, models=states)
-    return render(body, msgpack_body=False, status=200 if ctx.startup_done else 503)
 
 
 routes = [
@@ -112,9 +105,6 @@ routes = [
     Route("/v1/models/{name:path}", get_model, methods=["GET"]),
     Route("/v1/models/{name:path}", put_model, methods=["PUT"]),
     Route("/v1/models/{name:path}", delete_model, methods=["DELETE"]),
-    Route("/healthz", healthz, methods=["GET"]),
-    Route("/readyz", readyz, methods=["GET"]),
-    Route("/health", readyz, methods=["GET"]),  # TEI's name: 200 once the server can score
 ]
 
 _NAME = "model name; may contain '/' (Hugging Face ids)"
@@ -141,6 +131,7 @@ operations = [
         response=wire.ModelInfo,
         errors=(*BODY_ERRORS, errors.ModelNotFound, *_LOADING),
         params={"name": _NAME},
+        admin=True,
         description="Answers once the new version serves; on failure the old version keeps serving (502).",
     ),
     Operation(
@@ -151,6 +142,7 @@ operations = [
         response=wire.Deleted,
         errors=(errors.ModelNotFound,),
         params={"name": _NAME},
+        admin=True,
     ),
     Operation(
         "GET",
@@ -170,6 +162,7 @@ operations = [
         response=wire.AdapterInfo,
         errors=(*BODY_ERRORS, errors.ModelNotFound, *_LOADING),
         params=_ADAPTER,
+        admin=True,
     ),
     Operation(
         "DELETE",
@@ -179,22 +172,6 @@ operations = [
         response=wire.Deleted,
         errors=(errors.ModelNotFound, errors.AdapterNotFound),
         params=_ADAPTER,
-    ),
-    Operation("GET", "/healthz", "Liveness", tag="Health", response=wire.Health, media=(JSON,), open=True),
-    *(
-        Operation(
-            "GET",
-            path,
-            summary,
-            tag="Health",
-            response=wire.Readiness,
-            media=(JSON,),
-            open=open_path,
-            also={503: (wire.Readiness, "Start-up models are still loading.")},
-        )
-        for path, summary, open_path in (
-            ("/readyz", "Readiness: start-up models loaded (or failed)", True),
-            ("/health", "Readiness, under TEI's name", True),
-        )
+        admin=True,
     ),
 ]

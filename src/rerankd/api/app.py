@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -13,13 +12,14 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from rerankd.api import admin, cohere, docs, sie, tei
+from rerankd.api import admin, cohere, docs, health, sie, tei
+from rerankd.api.auth import Access, ApiKeyMiddleware
 from rerankd.api.common import ApiContext, ApiLimits, ClientGone
+from rerankd.api.drain import Drain, DrainMiddleware
 from rerankd.api.errors import error_response
 from rerankd.api.service import Service
-from rerankd.core.errors import InternalError, MethodNotAllowed, NotFound, RerankdError, Unauthorized
+from rerankd.core.errors import InternalError, MethodNotAllowed, NotFound, RerankdError
 from rerankd.engine.scheduler import SchedulerConfig
 from rerankd.registry.registry import RegistrySettings
 
@@ -54,29 +54,14 @@ class ServerConfig:
     limits: ApiLimits = field(default_factory=ApiLimits)
     api_key: str | None = None
     tokenizer_threads: int | None = None
+    admin_key: str | None = None
+    admin_api: bool = False  # admin writes on without an admin key (see api/auth.py)
+    drain_timeout: float = 30.0
+    ready_when: str = "all"  # or "any": see api/health.py
 
-
-class ApiKeyMiddleware:
-    """Require `Authorization: Bearer <key>` on everything but health checks and the API docs."""
-
-    OPEN_PATHS = ("/healthz", "/readyz", "/health", "/openapi.json", "/docs")
-    OPEN_PREFIXES = (f"{docs.STATIC_PREFIX}/",)
-
-    def __init__(self, app: ASGIApp, key: str) -> None:
-        self.app = app
-        self.key = key.encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] == "http" and path not in self.OPEN_PATHS and not path.startswith(self.OPEN_PREFIXES):
-            headers = dict(scope["headers"])
-            supplied = headers.get(b"authorization", b"").removeprefix(b"Bearer ").strip()
-            if not hmac.compare_digest(supplied, self.key):
-                error = Unauthorized("missing or wrong API key")
-                response = error_response(Request(scope, receive), error)
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+    @property
+    def access(self) -> Access:
+        return Access(api_key=self.api_key, admin_key=self.admin_key, admin_api=self.admin_api)
 
 
 async def _rerankd_error(request: Request, error: Exception) -> Response:
@@ -113,7 +98,6 @@ async def load_startup_models(ctx: ApiContext, names: list[str]) -> None:
     for name in names:
         with contextlib.suppress(RerankdError):
             await registry.load(name)
-    ctx.startup_done = True
 
 
 def create_app(config: ServerConfig) -> Starlette:
@@ -127,7 +111,9 @@ def create_app(config: ServerConfig) -> Starlette:
             service=service,
             limits=config.limits,
             default_model=config.models[0].name if config.models else None,
-            startup_done=not eager,
+            eager=eager,
+            ready_when=config.ready_when,
+            drain=drain,
         )
         app.state.rerankd = ctx
         loader = asyncio.create_task(load_startup_models(ctx, eager))
@@ -137,8 +123,9 @@ def create_app(config: ServerConfig) -> Starlette:
             loader.cancel()
             await service.close()
 
+    drain = Drain(config.drain_timeout)
     app = Starlette(
-        routes=[*sie.routes, *cohere.routes, *tei.routes, *admin.routes, *docs.routes],
+        routes=[*sie.routes, *cohere.routes, *tei.routes, *admin.routes, *health.routes, *docs.routes],
         exception_handlers={
             RerankdError: _rerankd_error,
             HTTPException: _http_error,
@@ -148,8 +135,18 @@ def create_app(config: ServerConfig) -> Starlette:
         },
         lifespan=lifespan,
     )
-    operations = [*sie.operations, *cohere.operations, *tei.operations, *admin.operations, *docs.operations]
+    operations = [
+        *sie.operations,
+        *cohere.operations,
+        *tei.operations,
+        *admin.operations,
+        *health.operations,
+        *docs.operations,
+    ]
     app.state.openapi = docs.openapi_bytes(operations, config.limits)
+    app.state.access = config.access
+    app.state.drain = drain
     if config.api_key:
-        app.add_middleware(ApiKeyMiddleware, key=config.api_key)
+        app.add_middleware(ApiKeyMiddleware, access=config.access)
+    app.add_middleware(DrainMiddleware, drain=drain)  # outermost: a draining server refuses before auth
     return app

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
+from rerankd.api.drain import Drain
 from rerankd.api.service import Service
 from rerankd.core.errors import RerankdError
 from rerankd.core.types import ScoreRequest, ScoreResult
@@ -32,7 +33,9 @@ class ApiContext:
     service: Service
     limits: ApiLimits
     default_model: str | None = None
-    startup_done: bool = False
+    eager: list[str] = field(default_factory=list)  # `--model`s loaded at start-up (not `--lazy`)
+    ready_when: str = "all"
+    drain: Drain = field(default_factory=Drain)
 
     @property
     def engine(self) -> Engine:

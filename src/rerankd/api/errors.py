@@ -62,5 +62,7 @@ def error_response(request: Request, error: errors.RerankdError) -> Response:
     headers = {"X-Error-Code": error.code}
     if error.retry_after is not None:
         headers["Retry-After"] = str(max(1, round(error.retry_after)))
+    if isinstance(error, errors.Unauthorized):
+        headers["WWW-Authenticate"] = 'Bearer realm="rerankd"'  # RFC 6750 section 3
     payload = error_payload(error)
     return render(payload, msgpack_body=wants_msgpack(request), status=status_of(error), headers=headers)

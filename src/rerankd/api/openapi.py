@@ -50,13 +50,16 @@ SCORING_ERRORS: tuple[type[errors.RerankdError], ...] = (
 
 _WHY = {
     400: "The request is wrong; `param` names the field.",
-    401: "The server runs with `--api-key` and the bearer token is missing or wrong.",
+    401: "The server runs with `--api-key` (or, on admin routes, `--admin-api-key`) and the bearer token "
+    "is missing or wrong.",
+    403: "The admin API is off, the token is not the admin key, or the `source` lies outside the model roots.",
     404: "No such model or adapter.",
     413: "Too many items or too large a body for this server, or a text over the model's limit.",
     415: "The body is neither JSON nor MessagePack.",
     500: "A bug: never the client's fault.",
     502: "The model or adapter failed to load; `message` says why.",
-    503: "Still loading, or the memory budget is held by busy models: retry after `Retry-After` seconds.",
+    503: "Still loading, or the memory budget is held by busy models: retry after `Retry-After` seconds. "
+    "`SHUTTING_DOWN`: the server is draining; retry on another replica.",
 }
 
 
@@ -75,6 +78,7 @@ class Operation:
     description: str = ""
     media: tuple[str, ...] = BODY_MEDIA  # of the 200's body
     open: bool = False  # answered without the API key
+    admin: bool = False  # an admin write: needs the admin API on (api/auth.py)
     # Other statuses that answer with a body of their own rather than the error envelope.
     also: Mapping[int, tuple[Any, str]] = field(default_factory=dict)
 
@@ -95,7 +99,9 @@ def _content(schema: dict[str, Any], media: Sequence[str]) -> dict[str, Any]:
 def _error_responses(operation: Operation, error_schema: dict[str, Any]) -> dict[str, Any]:
     kinds = [*operation.errors, errors.InternalError]
     if not operation.open:
-        kinds.append(errors.Unauthorized)
+        kinds += [errors.Unauthorized, errors.ShuttingDown]
+    if operation.admin:
+        kinds.append(errors.Forbidden)
     by_status: dict[int, list[str]] = {}
     for kind in kinds:
         codes = by_status.setdefault(status_for(kind), [])
@@ -162,8 +168,15 @@ def document(operations: Sequence[Operation], limits: ApiLimits) -> dict[str, An
             entry["parameters"] = parameters
         if operation.request is not None:
             entry["requestBody"] = {"required": True, "content": _content(schema_of[operation.request], BODY_MEDIA)}
-        # Anonymous is allowed too: the key is required only when the server runs with `--api-key`.
-        entry["security"] = [] if operation.open else [{"apiKey": []}, {}]
+        # Anonymous is allowed too: the key is required only when the server runs with `--api-key`;
+        # admin writes take the admin key when the server has one (and the API key passes only with
+        # `--admin-api`).
+        if operation.open:
+            entry["security"] = []
+        elif operation.admin:
+            entry["security"] = [{"adminKey": []}, {"apiKey": []}, {}]
+        else:
+            entry["security"] = [{"apiKey": []}, {}]
         paths.setdefault(operation.path, {})[operation.method.lower()] = entry
 
     return {
@@ -183,7 +196,12 @@ def document(operations: Sequence[Operation], limits: ApiLimits) -> dict[str, An
         "components": {
             "schemas": components,
             "securitySchemes": {
-                "apiKey": {"type": "http", "scheme": "bearer", "description": "the server's `--api-key`"}
+                "apiKey": {"type": "http", "scheme": "bearer", "description": "the server's `--api-key`"},
+                "adminKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "the server's `--admin-api-key`: admin writes, and everything the API key allows",
+                },
             },
         },
     }

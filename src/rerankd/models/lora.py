@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rerankd.models.safetensors_files import PICKLE_REFUSED, PickledWeights
+
 PEFT_PREFIX = "base_model.model."
 CONFIG_FILE = "adapter_config.json"
 WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
@@ -94,11 +96,13 @@ def _read_config(directory: Path) -> dict[str, Any]:
     return config
 
 
-def _read_tensors(directory: Path) -> dict[str, torch.Tensor]:
+def _read_tensors(directory: Path, allow_pickle: bool) -> dict[str, torch.Tensor]:
     for name in WEIGHT_FILES:
         path = directory / name
         if not path.exists():
             continue
+        if not name.endswith(".safetensors") and not allow_pickle:
+            raise PickledWeights(f"the adapter's weights are a pickle ({name}): {PICKLE_REFUSED}")
         try:
             if name.endswith(".safetensors"):
                 from safetensors.torch import load_file
@@ -110,10 +114,10 @@ def _read_tensors(directory: Path) -> dict[str, torch.Tensor]:
     raise AdapterFormatError(f"{str(directory)!r} has neither {' nor '.join(WEIGHT_FILES)}")
 
 
-def read_adapter(directory: Path) -> LoraAdapter:
+def read_adapter(directory: Path, *, allow_pickle: bool = False) -> LoraAdapter:
     """Read and check a PEFT LoRA adapter directory; runs in a worker thread."""
     config = _read_config(directory)
-    tensors = _read_tensors(directory)
+    tensors = _read_tensors(directory, allow_pickle)
     alpha = float(config.get("lora_alpha", 8))
     alpha_pattern = config.get("alpha_pattern") or {}
     rslora = bool(config.get("use_rslora"))

@@ -30,6 +30,10 @@ class RegistrySettings:
     load_timeout: float = 60.0
     max_loaded_models: int | None = None
     memory_budget: int | None = None
+    # With roots, a local source (model or adapter) must resolve inside one (sources.py).
+    model_roots: tuple[Path, ...] = ()
+    # Pickled weights (pytorch_model.bin, adapter_model.bin) load only when set.
+    allow_pickle: bool = False
 
 
 @dataclass(eq=False)  # identity: versions are hashed and compared by `is` (the engine keys schedulers by them)

@@ -7,6 +7,7 @@ adapters to a network no request can see yet.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from rerankd.models import Family, build_family
 from rerankd.models.catalog import ModelSpec, detect_spec
 from rerankd.models.lora import LoraAdapter, LoraHost
 from rerankd.models.runtime import Placement, resolve_device, resolve_placement
+from rerankd.models.safetensors_files import refuse_pickled_weights
 from rerankd.registry.budget import estimate_weight_bytes
 from rerankd.registry.sources import resolve_source
 
@@ -52,9 +54,13 @@ def locate(
     device: str,
     dtype: str,
     allow_download: bool,
+    roots: Sequence[Path] = (),
+    allow_pickle: bool = False,
 ) -> Located:
     """Find the weights (downloading only if allowed) and decide how to place them."""
-    directory = resolve_source(source, allow_download=allow_download, revision=revision)
+    directory = resolve_source(source, allow_download=allow_download, revision=revision, roots=roots)
+    if not allow_pickle:
+        refuse_pickled_weights(directory)
     spec = spec or detect_spec(name, source, directory)
     placement_device = resolve_device(device)
     placement = resolve_placement(dtype, placement_device, spec.dtype)

@@ -34,6 +34,7 @@ from rerankd.registry.failures import LoadFailure, load_failed, translated_load_
 from rerankd.registry.lifecycle import Lifecycle, State
 from rerankd.registry.reports import describe_adapter, describe_catalog_model, describe_model
 from rerankd.registry.residents import describe_residents
+from rerankd.registry.sources import check_inside_roots
 from rerankd.registry.versions import Versions
 
 log = logging.getLogger(__name__)
@@ -236,6 +237,7 @@ class ModelRegistry:
     async def put_model(self, name: str, source: str, revision: str | None = None) -> dict:
         """Load `name` from `source`, or hot-swap it when it is serving; its info once the new version serves."""
         check_model_name(name)
+        check_inside_roots(source, self.settings.model_roots)  # before the name or the disk is touched
         while True:
             entry = self._entries.get(name)
             if entry is None:
@@ -319,6 +321,7 @@ class ModelRegistry:
 
     async def put_adapter(self, name: str, adapter: str, source: str) -> dict:
         """Load (or replace, without failing requests) LoRA adapter `adapter` of model `name`."""
+        check_inside_roots(source, self.settings.model_roots, local=True)
         entry = self.entry(name)
         async with entry.admin:
             version = await self._acquire_version(entry)

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
+from rerankd.core.errors import Forbidden
 from rerankd.models.catalog import catalog
 
 # What a scorer needs from a repository: configs, tokenizers, safetensors weights.
@@ -23,8 +26,41 @@ class SourceNotFound(FileNotFoundError):
     """The SOURCE is none of the things it may be."""
 
 
-def _looks_like_path(source: str) -> bool:
-    return source.startswith(("/", ".", "~")) or Path(source).expanduser().exists()
+# The same words for every source outside the roots: whether the path exists is not the client's to learn.
+OUTSIDE_ROOTS = "'source' is outside the directories this server loads models from (--model-root)"
+
+
+def _explicit_path(source: str) -> bool:
+    return source.startswith(("/", ".", "~"))
+
+
+def _looks_like_path(source: str, roots: Sequence[Path] = ()) -> bool:
+    # With roots, only the spelling decides: a lookup relative to the working directory would
+    # both load from outside the roots and tell a client which relative paths exist there.
+    return _explicit_path(source) or (not roots and Path(source).expanduser().exists())
+
+
+def check_inside_roots(source: str, roots: Sequence[Path], *, local: bool = False) -> None:
+    """With model roots, a source that names a local path must resolve (symlinks, `..`) inside one.
+
+    A model source spelled otherwise (a catalog id, a package, a Hugging Face id) names no local
+    path and passes; an adapter source is always `local`. Raises `Forbidden` with one message
+    for every refused path, existing or not.
+    """
+    if not roots or not (local or _explicit_path(source)):
+        return
+    try:
+        real = Path(os.path.realpath(Path(source).expanduser()))
+    except (OSError, RuntimeError, ValueError):  # `~nobody`, a NUL byte...
+        raise Forbidden(OUTSIDE_ROOTS, param="source") from None
+    if not any(real == root or real.is_relative_to(root) for root in roots):
+        raise Forbidden(OUTSIDE_ROOTS, param="source")
+
+
+def local_directory(source: str, roots: Sequence[Path] = ()) -> Path:
+    """The directory a local source names, checked against the roots (for adapters, always local)."""
+    check_inside_roots(source, roots, local=True)
+    return Path(source).expanduser()
 
 
 def package_model_dir(package: str) -> Path | None:
@@ -53,10 +89,12 @@ def _package_for(source: str) -> str | None:
     return normalized if normalized in known else None
 
 
-def resolve_source(source: str, *, allow_download: bool, revision: str | None = None) -> Path:
-    """A local directory holding the model named by `source`."""
-    if _looks_like_path(source):
-        path = Path(source).expanduser()
+def resolve_source(
+    source: str, *, allow_download: bool, revision: str | None = None, roots: Sequence[Path] = ()
+) -> Path:
+    """A local directory holding the model named by `source` (inside `roots`, when there are any)."""
+    if _looks_like_path(source, roots):
+        path = local_directory(source, roots)
         if not path.is_dir():
             raise SourceNotFound(f"model directory {source!r} does not exist")
         if not (path / "config.json").exists():

@@ -14,7 +14,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -29,6 +28,7 @@ from rerankd.registry.capacity import Capacity
 from rerankd.registry.entries import LoadedModel, RegistrySettings
 from rerankd.registry.lifecycle import Lifecycle, State
 from rerankd.registry.loading import adapter_estimate, adapter_key, build, locate
+from rerankd.registry.sources import local_directory
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,8 @@ class Versions:
             device=self.settings.device,
             dtype=self.settings.dtype,
             allow_download=allow_download,
+            roots=self.settings.model_roots,
+            allow_pickle=self.settings.allow_pickle,
         )
         estimate = located.estimate + sum(a.memory_bytes for a in adapters)
         _check_wanted(name, abandoned)
@@ -107,7 +109,8 @@ class Versions:
         network = getattr(version.family, "network", None)
         if not version.family.supports_adapters or not isinstance(network, torch.nn.Module):
             raise ValueError(f"model family {version.spec.family!r} does not support LoRA adapters")
-        weights = await asyncio.to_thread(read_adapter, Path(source).expanduser())
+        directory = local_directory(source, self.settings.model_roots)
+        weights = await asyncio.to_thread(read_adapter, directory, allow_pickle=self.settings.allow_pickle)
         reservation = await self.capacity.reserve(
             f"adapter '{version.name}:{name}'",
             adapter_estimate(weights, version.placement.dtype),

@@ -154,7 +154,12 @@ class Health(msgspec.Struct):
 
 
 class Readiness(msgspec.Struct):
-    """Ready once every model named at start-up (and not `--lazy`) has finished loading or failed to."""
+    """Ready when the start-up models (not `--lazy`) serve — all, or any with `--ready-when any` — and not draining."""
 
     ready: bool
     models: Annotated[dict[str, str], Meta(description="each served model's state")]
+    not_ready: Annotated[
+        dict[str, str],
+        Meta(description="start-up models that cannot serve yet, with their state (available, loading, failed)"),
+    ] = {}
+    draining: Annotated[bool, Meta(description="the server is shutting down: it takes no new requests")] = False
