@@ -5,6 +5,7 @@ routes open; pickled weights refused unless --allow-pickle; readiness per --read
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import time
@@ -162,7 +163,17 @@ def test_admin_writes_need_the_admin_key(locked_server, root):
 
 # ------------------------------------------------------------------------------- model roots
 def test_sources_outside_the_roots_are_refused_alike(locked_server, root):
-    outside = ["/etc", "../..", str(root / "escape"), str(root / "tiny" / ".." / ".."), "/nonexistent/rerankd", "~"]
+    outside = [
+        "/etc",
+        "../..",
+        str(root / "escape"),  # a symlink inside the root to /etc
+        str(root / "escape" / "passwd"),
+        str(root / "tiny" / ".." / ".."),
+        "/nonexistent/rerankd",
+        "~",
+        "~nobody-here/x",
+        "/etc\u0000x",
+    ]
     answers = []
     for source in outside:
         for path in ("/v1/models/probe", "/v1/models/m/adapters/probe"):
@@ -203,6 +214,19 @@ def test_pickled_weights_are_refused_naming_the_flag(locked_server, root):
     assert error["code"] == "MODEL_LOAD_FAILED"
     assert "pytorch_model.bin" in error["message"] and "--allow-pickle" in error["message"]
     assert "run code" in error["message"]
+
+
+def test_config_naming_pickled_weights_is_refused(root, tmp_path):
+    from rerankd.models.safetensors_files import PickledWeights, refuse_pickled_weights
+
+    refuse_pickled_weights(root / "tiny")  # safetensors: fine
+    with pytest.raises(PickledWeights, match=r"pytorch_model\.bin"):
+        refuse_pickled_weights(root / "pickled")
+    shutil.copytree(root / "tiny", tmp_path / "named")
+    config = json.loads((tmp_path / "named" / "config.json").read_text())
+    (tmp_path / "named" / "config.json").write_text(json.dumps(config | {"transformers_weights": "w.bin"}))
+    with pytest.raises(PickledWeights, match=r"w\.bin"):  # transformers would read it despite model.safetensors
+        refuse_pickled_weights(tmp_path / "named")
 
 
 def test_pickled_weights_load_with_allow_pickle_and_score_like_safetensors(root):

@@ -49,9 +49,14 @@ class RunningServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                response = httpx.get(f"{self.url}/readyz", timeout=2)
+                if response.status_code == 200:
                     return self
-            except httpx.TransportError:
+                waiting = response.json().get("not_ready") or {}
+                if waiting and set(waiting.values()) == {"failed"}:  # never ready without an admin PUT
+                    self.stop()
+                    raise RuntimeError(f"start-up models failed to load: {sorted(waiting)}:\n{self.log}")
+            except (httpx.TransportError, ValueError):
                 pass
             time.sleep(0.2)
         self.stop()

@@ -43,7 +43,7 @@ def refuse_pickled_weights(model_dir: Path) -> None:
     folders = [model_dir, *(path.parent for path in model_dir.glob("*/config.json"))]
     for folder in folders:
         named = _explicit_weights(folder)
-        if named is not None and not named.endswith((".safetensors", INDEX)):
+        if named is not None and not named.endswith((".safetensors", ".safetensors.index.json")):
             raise PickledWeights(
                 f"config.json names {named!r} as the weights, not a safetensors file: {PICKLE_REFUSED}"
             )
