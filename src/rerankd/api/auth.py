@@ -81,8 +81,6 @@ class Access:
 class ApiKeyMiddleware:
     """Require the API key (`Authorization: Bearer <key>`) on everything but the open paths."""
 
-    OPEN_PATHS = OPEN_PATHS
-
     def __init__(self, app: ASGIApp, access: Access) -> None:
         self.app = app
         self.access = access
