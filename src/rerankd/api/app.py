@@ -6,18 +6,20 @@ import asyncio
 import contextlib
 import hmac
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rerankd.api import admin, cohere, docs, sie, tei
 from rerankd.api.common import ApiContext, ApiLimits, ClientGone
 from rerankd.api.errors import error_response
+from rerankd.api.failsafe import InternalErrorMiddleware
 from rerankd.api.service import Service
 from rerankd.core.errors import InternalError, MethodNotAllowed, NotFound, RerankdError, Unauthorized
 from rerankd.engine.scheduler import SchedulerConfig
@@ -103,6 +105,26 @@ async def _unexpected(request: Request, error: Exception) -> Response:
     return error_response(request, InternalError(f"internal error: {type(error).__name__}"))
 
 
+EXCEPTION_HANDLERS: dict[type[Exception], Callable] = {
+    RerankdError: _rerankd_error,
+    HTTPException: _http_error,
+    ClientGone: _client_gone,
+    ClientDisconnect: _client_gone,
+    # Starlette's ServerErrorMiddleware re-raises after this one; InternalErrorMiddleware answers first.
+    Exception: _unexpected,
+}
+
+
+def starlette_app(routes: Sequence[BaseRoute], *, lifespan=None, api_key: str | None = None) -> Starlette:
+    """`routes` behind rerankd's error handling and middleware (the tests build small apps with it too)."""
+    app = Starlette(routes=list(routes), exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    if api_key:
+        app.add_middleware(ApiKeyMiddleware, key=api_key)
+    # Added last, so it is the outermost of rerankd's own middleware and sees every exception.
+    app.add_middleware(InternalErrorMiddleware)
+    return app
+
+
 async def load_startup_models(ctx: ApiContext, names: list[str]) -> None:
     """Load the non-lazy `--model` models; a failure is recorded on that model, the server stays up.
 
@@ -137,19 +159,11 @@ def create_app(config: ServerConfig) -> Starlette:
             loader.cancel()
             await service.close()
 
-    app = Starlette(
-        routes=[*sie.routes, *cohere.routes, *tei.routes, *admin.routes, *docs.routes],
-        exception_handlers={
-            RerankdError: _rerankd_error,
-            HTTPException: _http_error,
-            ClientGone: _client_gone,
-            ClientDisconnect: _client_gone,
-            Exception: _unexpected,
-        },
+    app = starlette_app(
+        [*sie.routes, *cohere.routes, *tei.routes, *admin.routes, *docs.routes],
         lifespan=lifespan,
+        api_key=config.api_key,
     )
     operations = [*sie.operations, *cohere.operations, *tei.operations, *admin.operations, *docs.operations]
     app.state.openapi = docs.openapi_bytes(operations, config.limits)
-    if config.api_key:
-        app.add_middleware(ApiKeyMiddleware, key=config.api_key)
     return app

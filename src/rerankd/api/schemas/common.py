@@ -11,7 +11,10 @@ from rerankd.core.types import Item
 
 # msgspec is strict by default: a bool is not an int (`true` is refused where 1 is expected) and
 # an int is not a bool, which is what the hand-written checks did before.
-PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+# Counts (`top_k`, `top_n`, tokens and windows per document) are bounded so that 10**30 is a 400
+# naming the field, not a number carried into the engine; the bound is documented in the schema.
+MAX_COUNT = 1_000_000
+Count = Annotated[int, msgspec.Meta(ge=1, le=MAX_COUNT)]
 
 
 def non_empty(description: str) -> msgspec.Meta:
