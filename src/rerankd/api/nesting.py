@@ -80,20 +80,27 @@ _CHUNK = 1 << 22
 
 def json_too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:
     """True if the JSON `raw` nests more than `limit` containers; brackets inside strings do not count."""
-    if raw.count(b"[") + raw.count(b"{") <= limit:
-        return False
-    # An escape is a backslash and the character after it: dropping `\\` pairs first leaves every
+    # An escape is a backslash and the character after it: blanking `\\` pairs first leaves every
     # remaining `\"` an escaped quote, and then every remaining quote opens or closes a string.
-    marks = raw.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_MARKS)
+    # (Same-length replacements: bytes.replace deletes ten times slower than it overwrites.)
+    for escape in (b"\\\\", b'\\"'):
+        if escape in raw:
+            raw = raw.replace(escape, b"__")
+    marks = raw.translate(None, _NOT_MARKS)
+    if len(marks) - marks.count(b'"') <= limit:  # too few brackets to nest that deep, strings or not
+        return False
     codes = np.frombuffer(marks, np.uint8)
-    quotes = depth = 0
+    in_string = depth = 0
     for start in range(0, len(codes), _CHUNK):
         chunk = codes[start : start + _CHUNK]
+        steps = _STEP.take(chunk)
         is_quote = chunk == ord('"')
-        in_string = (np.cumsum(is_quote, dtype=np.int64) + quotes) & 1
-        steps = np.where(in_string.astype(bool) | is_quote, 0, _STEP[chunk])
-        levels = np.cumsum(steps, dtype=np.int64) + depth
-        if levels.max() > limit:
+        if in_string or is_quote.any():
+            inside = (np.cumsum(is_quote, dtype=np.int32) + in_string) & 1
+            steps[inside.astype(bool)] = 0  # a closing quote's own step is 0 already
+            in_string = int(inside[-1])
+        levels = np.cumsum(steps, dtype=np.int32) + depth
+        if int(levels.max()) > limit:
             return True
-        quotes, depth = int(in_string[-1]), int(levels[-1])
+        depth = int(levels[-1])
     return False
