@@ -246,3 +246,5 @@ def test_brackets_in_strings_never_count_towards_depth():
     body = json.dumps({"query": {"text": text}, "items": [{"text": '\\\\"[[[' + "[" * 100}]}).encode()
     assert not nesting.json_too_deep(body)
     assert nesting.json_too_deep(b'["\\\\"' + b",[" * 70 + b"]" * 70 + b"]")  # `\\` ends the string
+    assert nesting.json_too_deep(b'["x\\n", ' + b"[" * 70 + b"]" * 70 + b"]")  # `\n"` is no escaped quote
+    assert not nesting.json_too_deep(b'["\\u005b\\/\\"' + b"[" * 70 + b'"]')
