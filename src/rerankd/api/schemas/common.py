@@ -15,6 +15,8 @@ from rerankd.core.types import Item
 # naming the field, not a number carried into the engine; the bound is documented in the schema.
 MAX_COUNT = 1_000_000
 Count = Annotated[int, msgspec.Meta(ge=1, le=MAX_COUNT)]
+# Unbounded above: give a new field a bound of its own (a deadline in ms is no count).
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 
 
 def non_empty(description: str) -> msgspec.Meta:
