@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import http.client
+import json
+import threading
+import time
+
 import httpx
 import msgpack
 import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 
 from rerankd import APIError, Client
+from rerankd.api import nesting
+from rerankd.api.app import EXCEPTION_HANDLERS, starlette_app
+from rerankd.api.codec import decode
+from rerankd.api.schemas.sie import ScoreRequest
+from rerankd.bench.server import free_port
+from rerankd.core.errors import MalformedBody
 
 GOOD = {"query": {"text": "how long do fleas live"}, "items": [{"text": "a flea lives a year"}]}
 
@@ -142,3 +158,93 @@ def test_server_still_answers_after_all_errors(server):
     response = post(server, "/v1/score/minilm", json=GOOD)
     assert response.status_code == 200
     assert len(response.json()["scores"]) == 1
+
+
+def _serve_in_thread(app) -> tuple[uvicorn.Server, threading.Thread, int]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.02)
+    return server, thread, port
+
+
+async def _boom(request: Request) -> Response:
+    raise ZeroDivisionError("a bug")
+
+
+async def _fine(request: Request) -> Response:
+    return PlainTextResponse("fine")
+
+
+def _boom_then_fine(port: int) -> tuple[int, bytes, bool]:
+    """POST /boom, then GET /fine on the same connection: (status, body, whether the socket survived)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("POST", "/boom", body=b'{"unread": true}', headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    status, body = response.status, response.read()
+    local = conn.sock.getsockname()[1]
+    try:
+        conn.request("GET", "/fine")
+        survived = conn.getresponse().read() == b"fine" and conn.sock.getsockname()[1] == local
+    except (ConnectionError, http.client.HTTPException):
+        survived = False
+    conn.close()
+    return status, body, survived
+
+
+def test_unexpected_exception_is_a_structured_500_and_the_connection_survives():
+    """No client input reaches a 500 any more, so a tiny app built by the same `starlette_app` proves it."""
+    routes = [Route("/boom", _boom, methods=["POST"]), Route("/fine", _fine)]
+    server, thread, port = _serve_in_thread(starlette_app(routes))
+    try:
+        status, body, survived = _boom_then_fine(port)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert status == 500
+    assert json.loads(body) == {"error": {"code": "INTERNAL_ERROR", "message": "internal error: ZeroDivisionError"}}
+    assert survived
+
+
+def test_without_the_failsafe_starlette_drops_the_connection_after_a_500():
+    """The mechanism the failsafe exists for (if Starlette stops re-raising, this may go)."""
+    routes = [Route("/boom", _boom, methods=["POST"]), Route("/fine", _fine)]
+    server, thread, port = _serve_in_thread(Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS))
+    try:
+        status, _, survived = _boom_then_fine(port)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert status == 500
+    assert not survived
+
+
+@pytest.mark.parametrize("encoding", ["json", "msgpack"])
+@pytest.mark.parametrize(("depth", "refused"), [(nesting.MAX_DEPTH, False), (nesting.MAX_DEPTH + 1, True)])
+def test_nesting_is_bounded_exactly_before_decoding(encoding, depth, refused):
+    """The body's own object counts: `MAX_DEPTH` containers decode, one more is MALFORMED_BODY."""
+    metadata: object = 'leaf [[[[ {{{{ \\" ]]]'  # brackets, quotes and escapes inside strings do not count
+    for _ in range(depth - 3):  # body -> items -> item -> metadata...
+        metadata = {"k": metadata, "s": '["{'}
+    body = {"query": {"text": "q"}, "items": [{"text": "a", "metadata": metadata}]}
+    raw, media = (json.dumps(body).encode(), "application/json")
+    if encoding == "msgpack":
+        raw, media = msgpack.packb(body), "application/msgpack"
+    if refused:
+        with pytest.raises(MalformedBody, match="nests more than"):
+            decode(raw, media, ScoreRequest)
+    else:
+        assert decode(raw, media, ScoreRequest).items[0].text == "a"
+
+
+def test_brackets_in_strings_never_count_towards_depth():
+    text = "[" * 500 + '\\"' + "{" * 500
+    body = json.dumps({"query": {"text": text}, "items": [{"text": '\\\\"[[[' + "[" * 100}]}).encode()
+    assert not nesting.json_too_deep(body)
+    assert nesting.json_too_deep(b'["\\\\"' + b",[" * 70 + b"]" * 70 + b"]")  # `\\` ends the string
+    assert nesting.json_too_deep(b'["x\\n", ' + b"[" * 70 + b"]" * 70 + b"]")  # `\n"` is no escaped quote
+    assert not nesting.json_too_deep(b'["\\u005b\\/\\"' + b"[" * 70 + b'"]')

@@ -239,3 +239,18 @@ def test_docs_and_document_need_no_api_key(start_server, minilm_cross_encoder_di
     assert httpx.get(f"{locked.url}/docs/static/swagger-ui.css", timeout=TIMEOUT).status_code == 200
     authorised = httpx.get(f"{locked.url}/v1/models", headers={"Authorization": "Bearer s3cret"}, timeout=TIMEOUT)
     assert authorised.status_code == 200
+
+
+def test_counts_are_bounded_in_the_document(document):
+    """`top_k: 1e30` or 10**20 is a 400 naming the field, and the document says where the bounds are."""
+    schemas = document["components"]["schemas"]
+    bounded = {
+        "ScoreOptions": ("top_k", "max_tokens_per_doc", "max_chunks_per_doc"),
+        "RerankRequest": ("top_n", "max_tokens_per_doc", "max_chunks_per_doc"),
+    }
+    for name, fields in bounded.items():
+        for field in fields:
+            (schema,) = (s for s in schemas[name]["properties"][field]["anyOf"] if s.get("type") == "integer")
+            assert (schema["minimum"], schema["maximum"]) == (1, 1_000_000), (name, field)
+    score = document["paths"]["/v1/score/{model}"]["post"]["responses"]["400"]["description"]
+    assert "DUPLICATE_ITEM_ID" in score

@@ -5,19 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 
 from rerankd.api import admin, cohere, docs, health, sie, tei
 from rerankd.api.auth import Access, ApiKeyMiddleware
 from rerankd.api.common import ApiContext, ApiLimits, ClientGone
 from rerankd.api.drain import Drain, DrainMiddleware
 from rerankd.api.errors import error_response
+from rerankd.api.failsafe import InternalErrorMiddleware
 from rerankd.api.service import Service
 from rerankd.core.errors import InternalError, MethodNotAllowed, NotFound, RerankdError
 from rerankd.engine.scheduler import SchedulerConfig
@@ -88,6 +90,35 @@ async def _unexpected(request: Request, error: Exception) -> Response:
     return error_response(request, InternalError(f"internal error: {type(error).__name__}"))
 
 
+EXCEPTION_HANDLERS: dict[type[Exception], Callable] = {
+    RerankdError: _rerankd_error,
+    HTTPException: _http_error,
+    ClientGone: _client_gone,
+    ClientDisconnect: _client_gone,
+    # Starlette's ServerErrorMiddleware re-raises after this one; InternalErrorMiddleware answers first.
+    Exception: _unexpected,
+}
+
+
+def starlette_app(
+    routes: Sequence[BaseRoute], *, lifespan=None, access: Access | None = None, drain: Drain | None = None
+) -> Starlette:
+    """`routes` behind rerankd's error handling and middleware (the tests build small apps with it too).
+
+    Outermost first: the failsafe (any exception → a structured 500), the drain (a draining
+    server refuses before auth), then the API key check.
+    """
+    app = Starlette(routes=list(routes), exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    app.state.access = access or Access()
+    if access is not None and access.api_key:
+        app.add_middleware(ApiKeyMiddleware, access=access)
+    if drain is not None:
+        app.state.drain = drain
+        app.add_middleware(DrainMiddleware, drain=drain)
+    app.add_middleware(InternalErrorMiddleware)  # added last: the outermost, it sees every exception
+    return app
+
+
 async def load_startup_models(ctx: ApiContext, names: list[str]) -> None:
     """Load the non-lazy `--model` models; a failure is recorded on that model, the server stays up.
 
@@ -124,16 +155,11 @@ def create_app(config: ServerConfig) -> Starlette:
             await service.close()
 
     drain = Drain(config.drain_timeout)
-    app = Starlette(
-        routes=[*sie.routes, *cohere.routes, *tei.routes, *admin.routes, *health.routes, *docs.routes],
-        exception_handlers={
-            RerankdError: _rerankd_error,
-            HTTPException: _http_error,
-            ClientGone: _client_gone,
-            ClientDisconnect: _client_gone,
-            Exception: _unexpected,
-        },
+    app = starlette_app(
+        [*sie.routes, *cohere.routes, *tei.routes, *admin.routes, *health.routes, *docs.routes],
         lifespan=lifespan,
+        access=config.access,
+        drain=drain,
     )
     operations = [
         *sie.operations,
@@ -144,9 +170,4 @@ def create_app(config: ServerConfig) -> Starlette:
         *docs.operations,
     ]
     app.state.openapi = docs.openapi_bytes(operations, config.limits)
-    app.state.access = config.access
-    app.state.drain = drain
-    if config.api_key:
-        app.add_middleware(ApiKeyMiddleware, access=config.access)
-    app.add_middleware(DrainMiddleware, drain=drain)  # outermost: a draining server refuses before auth
     return app

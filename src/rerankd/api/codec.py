@@ -13,8 +13,9 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from rerankd.api import invalid_text, nesting
 from rerankd.api.validation import invalid_request
-from rerankd.core.errors import MalformedBody, RequestTooLarge, UnsupportedMediaType
+from rerankd.core.errors import InvalidRequest, MalformedBody, RequestTooLarge, UnsupportedMediaType
 
 T = TypeVar("T")
 
@@ -57,6 +58,8 @@ async def read_body(request: Request, limit: int) -> bytes:
 def decode(raw: bytes, media_type: str, schema: type[T]) -> T:
     """`raw` as an instance of `schema`: 400 MALFORMED_BODY or INVALID_REQUEST, 415 for other media."""
     if media_type in MSGPACK_TYPES:
+        if nesting.msgpack_too_deep(raw):
+            raise _too_deep("MessagePack")
         return _decode(msgspec.msgpack.decode, raw, schema, "MessagePack")
     if media_type not in JSON_COMPATIBLE and not media_type.endswith("+json"):
         raise UnsupportedMediaType(
@@ -64,22 +67,40 @@ def decode(raw: bytes, media_type: str, schema: type[T]) -> T:
         )
     if not raw:
         raise MalformedBody("request body is empty; expected a JSON object")
+    if nesting.json_too_deep(raw):
+        raise _too_deep("JSON")
     return _decode(msgspec.json.decode, raw, schema, "JSON")
+
+
+def _too_deep(encoding: str) -> MalformedBody:
+    return MalformedBody(f"{encoding} body nests more than {nesting.MAX_DEPTH} objects or arrays inside one another")
 
 
 def _decode(decoder: Any, raw: bytes, schema: type[T], encoding: str) -> T:
     try:
-        return decoder(raw, type=schema)
-    except msgspec.ValidationError as error:
-        # msgspec validates while it parses, so `garbage` fails as "expected an object" before the
-        # parser reaches the bytes that are not MessagePack at all: tell the two apart.
         try:
-            decoder(raw)
-        except msgspec.DecodeError as malformed:
-            raise MalformedBody(f"body is not valid {encoding}: {malformed}") from None
-        raise invalid_request(error, schema) from None
-    except msgspec.DecodeError as error:
-        raise MalformedBody(f"body is not valid {encoding}: {error}") from None
+            return decoder(raw, type=schema)
+        except msgspec.ValidationError as error:
+            # msgspec validates while it parses, so `garbage` fails as "expected an object" before the
+            # parser reaches the bytes that are not MessagePack at all: tell the two apart.
+            try:
+                decoder(raw)
+            except msgspec.DecodeError as malformed:
+                raise _malformed(raw, encoding, malformed) from None
+            raise invalid_request(error, schema) from None
+        except msgspec.DecodeError as error:
+            raise _malformed(raw, encoding, error) from None
+    except RecursionError:  # the nesting check runs first; this stays a 400 should msgspec still recurse
+        raise _too_deep(encoding) from None
+
+
+def _malformed(raw: bytes, encoding: str, error: msgspec.DecodeError) -> InvalidRequest:
+    """MALFORMED_BODY, or INVALID_REQUEST naming the field whose text is not Unicode."""
+    found = invalid_text.find(raw, encoding)
+    if found is not None:
+        param, message = found
+        return InvalidRequest(message, param=param)
+    return MalformedBody(f"body is not valid {encoding}: {error}")
 
 
 async def read(request: Request, schema: type[T], limit: int) -> T:

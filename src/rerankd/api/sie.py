@@ -15,7 +15,7 @@ from rerankd.api.openapi import BODY_ERRORS, SCORING_ERRORS, Operation
 from rerankd.api.schemas import sie as wire
 from rerankd.api.schemas.common import check_count
 from rerankd.core import types
-from rerankd.core.errors import InvalidRequest
+from rerankd.core.errors import DuplicateItemId, InvalidRequest
 
 
 def _item(item: wire.Item) -> types.Item:
@@ -31,6 +31,20 @@ def _adapter(options: wire.ScoreOptions) -> tuple[str | None, str]:
     return options.lora_id, "options.lora_id"
 
 
+def check_unique_ids(items: list[types.Item]) -> None:
+    """DUPLICATE_ITEM_ID at the second item whose id (its own, or the default `item-{i}`) was seen before."""
+    first: dict[str, int] = {}
+    for index, item in enumerate(items):
+        name = types.item_id(item, index)
+        earlier = first.setdefault(name, index)
+        if earlier != index:
+            if item.id is None:
+                message = f"items[{index}] has no id, so its id is 'item-{index}', which items[{earlier}].id already is"
+            else:
+                message = f"'items[{index}].id' repeats the id of items[{earlier}]; ids must be unique in a request"
+            raise DuplicateItemId(message, param=f"items[{index}].id")
+
+
 def to_score_request(
     model: str, body: wire.ScoreRequest, *, max_items: int
 ) -> tuple[types.ScoreRequest, dict[str, str]]:
@@ -38,10 +52,12 @@ def to_score_request(
     check_count(body.items, "items", max_items)
     options = body.options or wire.ScoreOptions()
     adapter, adapter_field = _adapter(options)
+    items = [_item(item) for item in body.items]
+    check_unique_ids(items)
     request = types.ScoreRequest(
         model=model,
         query=_item(body.query),
-        items=[_item(item) for item in body.items],
+        items=items,
         instruction=body.instruction,
         options=types.ScoreOptions(
             top_k=options.top_k,
@@ -97,7 +113,7 @@ operations = [
         tag="SIE",
         request=wire.ScoreRequest,
         response=wire.ScoreResponse,
-        errors=BODY_ERRORS + SCORING_ERRORS,
+        errors=(*BODY_ERRORS, DuplicateItemId, *SCORING_ERRORS),
         params={"model": "served model name, `name:adapter` for a LoRA adapter; may contain '/'"},
         description="The protocol `sie-sdk` speaks. JSON or MessagePack in; the answer follows the body's "
         "encoding, or `Accept: application/msgpack`.",

@@ -19,6 +19,11 @@ class Item:
     metadata: dict[str, Any] | None = None
 
 
+def item_id(item: Item, index: int) -> str:
+    """The id results carry: the item's own, else `item-{index}` (so a request must not repeat one)."""
+    return item.id if item.id is not None else f"item-{index}"
+
+
 @dataclass(frozen=True, slots=True)
 class ScoreOptions:
     """Per-request knobs shared by every dialect."""

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from rerankd.core.compute import ComputeThreads
-from rerankd.core.types import ScoreEntry, ScoreRequest, ScoreResult, Usage
+from rerankd.core.types import ScoreEntry, ScoreRequest, ScoreResult, Usage, item_id
 from rerankd.engine.scheduler import Scheduler, SchedulerConfig
 from rerankd.engine.serving import ModelProvider, Servable
 from rerankd.models.base import Family, Prepared
@@ -89,7 +89,7 @@ def build_result(request: ScoreRequest, scores: np.ndarray, prepared: Prepared) 
     items = request.items
     entries = [
         ScoreEntry(
-            item_id=items[index].id if items[index].id is not None else f"item-{index}",
+            item_id=item_id(items[index], index),
             index=index,
             score=value,
             rank=rank,

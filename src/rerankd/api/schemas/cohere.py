@@ -7,7 +7,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from rerankd.api.schemas.common import DocumentLike, PositiveInt, non_empty
+from rerankd.api.schemas.common import Count, DocumentLike, non_empty
 
 
 class RerankRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -16,10 +16,10 @@ class RerankRequest(msgspec.Struct, forbid_unknown_fields=True):
     query: str
     documents: Annotated[list[DocumentLike], non_empty("strings or objects with `text`; at most `--max-items`")]
     model: Annotated[str | None, Meta(description="default: the server's first `--model`")] = None
-    top_n: Annotated[PositiveInt | None, Meta(description="return only the best `top_n`")] = None
+    top_n: Annotated[Count | None, Meta(description="return only the best `top_n`")] = None
     return_documents: Annotated[bool | None, Meta(description="echo each document's text")] = None
-    max_chunks_per_doc: PositiveInt | None = None
-    max_tokens_per_doc: PositiveInt | None = None
+    max_chunks_per_doc: Count | None = None
+    max_tokens_per_doc: Count | None = None
     # Checked in code so the error names `rank_fields` itself; the schema says the same.
     rank_fields: Annotated[
         Annotated[list[str], Meta(extra_json_schema={"const": ["text"]})] | None,

@@ -11,6 +11,11 @@ from rerankd.core.types import Item
 
 # msgspec is strict by default: a bool is not an int (`true` is refused where 1 is expected) and
 # an int is not a bool, which is what the hand-written checks did before.
+# Counts (`top_k`, `top_n`, tokens and windows per document) are bounded so that 10**30 is a 400
+# naming the field, not a number carried into the engine; the bound is documented in the schema.
+MAX_COUNT = 1_000_000
+Count = Annotated[int, msgspec.Meta(ge=1, le=MAX_COUNT)]
+# Unbounded above: give a new field a bound of its own (a deadline in ms is no count).
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 
 

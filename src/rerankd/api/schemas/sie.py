@@ -7,7 +7,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from rerankd.api.schemas.common import FreeObject, PositiveInt, non_empty
+from rerankd.api.schemas.common import Count, FreeObject, non_empty
 
 
 class Item(msgspec.Struct):
@@ -24,13 +24,13 @@ class Item(msgspec.Struct):
 class ScoreOptions(msgspec.Struct, forbid_unknown_fields=True):
     """Per-request options; an unknown option is refused rather than silently ignored."""
 
-    top_k: Annotated[PositiveInt | None, Meta(description="return only the best `top_k` items")] = None
+    top_k: Annotated[Count | None, Meta(description="return only the best `top_k` items")] = None
     raw_scores: Annotated[bool | None, Meta(description="the model's raw logits instead of its activation")] = None
     lora_id: Annotated[str | None, Meta(description="LoRA adapter to score with (also `model:adapter`)")] = None
     lora: Annotated[str | None, Meta(description="sie-sdk's name for `lora_id`; both must agree")] = None
-    max_tokens_per_doc: Annotated[PositiveInt | None, Meta(description="cut each item to this many tokens")] = None
+    max_tokens_per_doc: Annotated[Count | None, Meta(description="cut each item to this many tokens")] = None
     max_chunks_per_doc: Annotated[
-        PositiveInt | None, Meta(description="score long items as up to this many windows (max over windows)")
+        Count | None, Meta(description="score long items as up to this many windows (max over windows)")
     ] = None
     profile: Annotated[str | None, Meta(description="accepted for sie-sdk; rerankd has one profile per model")] = None
 
