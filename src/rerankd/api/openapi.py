@@ -46,17 +46,22 @@ SCORING_ERRORS: tuple[type[errors.RerankdError], ...] = (
     errors.ModelUnloaded,
     errors.QueueFull,
     errors.NoCapacity,
+    errors.DeadlineExceeded,
 )
 
 _WHY = {
     400: "The request is wrong; `param` names the field.",
     401: "The server runs with `--api-key` and the bearer token is missing or wrong.",
     404: "No such model or adapter.",
-    413: "Too many items or too large a body for this server, or a text over the model's limit.",
+    413: "Too many items, too large a body, text or token count for this server (`param` names the field), "
+    "or a text over the model's limit.",
     415: "The body is neither JSON nor MessagePack.",
+    429: "The model's queue is full (`--max-queued-tokens`): retry after `Retry-After` seconds, "
+    "computed from the rate the queue drains at.",
     500: "A bug: never the client's fault.",
     502: "The model or adapter failed to load; `message` says why.",
     503: "Still loading, or the memory budget is held by busy models: retry after `Retry-After` seconds.",
+    504: "The request's own deadline (`options.timeout_ms` or `X-Request-Timeout-Ms`) passed; its work was cancelled.",
 }
 
 
@@ -104,7 +109,7 @@ def _error_responses(operation: Operation, error_schema: dict[str, Any]) -> dict
     responses = {}
     for status in sorted(by_status):
         headers = {"X-Error-Code": _header("the error's `code`")}
-        if status == 503:
+        if status in (429, 503):
             headers["Retry-After"] = _header("seconds to wait before retrying")
         codes = ", ".join(f"`{code}`" for code in by_status[status])
         responses[str(status)] = {
