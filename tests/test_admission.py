@@ -9,6 +9,8 @@ nets only. The flood acceptance of issue 10 has a short CI form and a 60-second 
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -82,22 +84,56 @@ def test_flood_past_the_token_bound_gets_queue_full_with_retry_after(small_queue
     assert queue["drain_tokens_per_second"] > 0  # measured from the batches that ran
 
 
-def test_sdk_retries_queue_full_until_admitted(small_queue_server, trec):
-    """rerankd's SDK sleeps Retry-After on 429 QUEUE_FULL and gets its scores."""
+SIE_RETRY_SCRIPT = r"""
+import json, sys
+from sie_sdk import SIEClient
+request = json.load(sys.stdin)
+result = SIEClient(request["url"]).score(request["model"], {"text": request["query"]},
+                                         [{"text": d} for d in request["documents"]])
+json.dump({"scores": len(result["scores"])}, sys.stdout)
+"""
+
+
+def _queue_occupied(url: str, trec, count: int):
+    """Start `count` 100-document requests and return once one of them is queued (the rest get 429)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(count)
+    body = sie_body(trec[0].query, trec[0].documents)
+    futures = [pool.submit(httpx.post, f"{url}/v1/score/minilm", json=body, timeout=TIMEOUT) for _ in range(count)]
+    deadline = time.monotonic() + 60
+    while model_queue(url)["queued_tokens"] <= 3000 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return pool, futures
+
+
+def test_sdks_retry_queue_full_until_admitted(small_queue_server, trec):
+    """rerankd's SDK and the official sie-sdk both sleep Retry-After on 429 QUEUE_FULL and get their scores."""
+    from test_sie_sdk_compat import sie_python
+
     url = small_queue_server.url
+    documents = trec[5].documents[:20]  # ~2,000 tokens: refused while a 100-document request is queued
+    refusals = small_queue_server.log.count('" 429')
+    pool, futures = _queue_occupied(url, trec, 2)
+    with Client(url, wait_for_model=TIMEOUT) as client:
+        result = client.score("minilm", trec[5].query, documents)
+    assert len(result["scores"]) == 20
+    assert {f.result().status_code for f in futures} <= {200, 429}
+    assert small_queue_server.log.count('" 429') >= refusals + 2  # the SDK's own refusal among them
+    pool.shutdown()
 
-    async def run() -> tuple[list[int], list[int]]:
-        async with httpx.AsyncClient(timeout=TIMEOUT) as http:
-            big = [http.post(f"{url}/v1/score/minilm", json=sie_body(q.query, q.documents)) for q in trec[:3]]
-            occupy = asyncio.gather(*big)
-            await asyncio.sleep(0)  # let them reach the server first
-            with Client(url, wait_for_model=TIMEOUT) as client:
-                sdk = await asyncio.to_thread(client.score, "minilm", trec[5].query, trec[5].documents[:20])
-            return [r.status_code for r in await occupy], [len(sdk["scores"])]
-
-    statuses, sdk_scores = asyncio.run(run())
-    assert set(statuses) <= {200, 429}
-    assert sdk_scores == [20]
+    python = sie_python()
+    pool, futures = _queue_occupied(url, trec, 1)
+    refusals = small_queue_server.log.count('" 429')
+    payload = {"url": url, "model": "minilm", "query": trec[5].query, "documents": documents}
+    completed = subprocess.run(
+        [python, "-c", SIE_RETRY_SCRIPT], input=json.dumps(payload), capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert json.loads(completed.stdout) == {"scores": 20}
+    assert futures[0].result().status_code == 200
+    assert small_queue_server.log.count('" 429') > refusals  # sie-sdk was refused, retried, and scored
+    pool.shutdown()
 
 
 # ------------------------------------------------------------------------------ flood acceptance

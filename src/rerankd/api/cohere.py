@@ -104,6 +104,7 @@ operations = [
         request=wire.RerankRequest,
         response=wire.RerankResponse,
         errors=BODY_ERRORS + SCORING_ERRORS,
+        deadline=True,
     )
     for path, version in (("/v1/rerank", "v1"), ("/v2/rerank", "v2"))
 ]

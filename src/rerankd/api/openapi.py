@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 import rerankd
-from rerankd.api.common import ApiLimits
+from rerankd.api.common import MAX_TIMEOUT_MS, TIMEOUT_HEADER, ApiLimits
 from rerankd.api.errors import status_for
 from rerankd.api.schemas.admin import DOCUMENTED_ONLY
 from rerankd.api.schemas.errors import ErrorResponse
@@ -77,6 +77,7 @@ class Operation:
     response: Any = None  # the type of a 200's body, or a raw JSON Schema (dict)
     errors: tuple[type[errors.RerankdError], ...] = ()
     params: Mapping[str, str] = field(default_factory=dict)  # path parameter -> description
+    deadline: bool = False  # takes the optional `X-Request-Timeout-Ms` header
     description: str = ""
     media: tuple[str, ...] = BODY_MEDIA  # of the 200's body
     open: bool = False  # answered without the API key
@@ -122,7 +123,7 @@ def _error_responses(operation: Operation, error_schema: dict[str, Any]) -> dict
 
 def _parameters(operation: Operation) -> list[dict[str, Any]]:
     names = re.findall(r"{([^}]+)}", operation.path)
-    return [
+    parameters: list[dict[str, Any]] = [
         {
             "name": name,
             "in": "path",
@@ -132,6 +133,18 @@ def _parameters(operation: Operation) -> list[dict[str, Any]]:
         }
         for name in names
     ]
+    if operation.deadline:
+        parameters.append(
+            {
+                "name": TIMEOUT_HEADER,
+                "in": "header",
+                "required": False,
+                "description": "deadline in milliseconds: past it the answer is 504 DEADLINE_EXCEEDED and the "
+                "request's work is cancelled",
+                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_TIMEOUT_MS},
+            }
+        )
+    return parameters
 
 
 def document(operations: Sequence[Operation], limits: ApiLimits) -> dict[str, Any]:

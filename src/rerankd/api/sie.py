@@ -108,6 +108,7 @@ operations = [
         request=wire.ScoreRequest,
         response=wire.ScoreResponse,
         errors=BODY_ERRORS + SCORING_ERRORS,
+        deadline=True,
         params={"model": "served model name, `name:adapter` for a LoRA adapter; may contain '/'"},
         description="The protocol `sie-sdk` speaks. JSON or MessagePack in; the answer follows the body's "
         "encoding, or `Accept: application/msgpack`.",

@@ -72,5 +72,6 @@ operations = [
         request=wire.TeiRerankRequest,
         response=wire.TeiRerankResponse,
         errors=BODY_ERRORS + SCORING_ERRORS,
+        deadline=True,
     )
 ]
