@@ -80,7 +80,7 @@ class QueueBound:
         limit = self.limit
         if ahead > 0 and ahead + tokens > limit:
             raise QueueFull(
-                f"{ahead} tokens already queued for this model (bound {limit}); retry later",
+                f"{ahead} tokens already queued or being tokenized for this model (bound {limit}); retry later",
                 retry_after=self.retry_after(ahead, tokens, limit),
                 extra={"queued_tokens": ahead, "max_queued_tokens": limit},
             )

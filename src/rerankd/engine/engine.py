@@ -27,7 +27,7 @@ import numpy as np
 from rerankd.core.compute import ComputeThreads
 from rerankd.core.errors import RequestTooLarge
 from rerankd.core.types import ScoreEntry, ScoreRequest, ScoreResult, Usage
-from rerankd.engine.scheduler import Scheduler, SchedulerConfig
+from rerankd.engine.scheduler import Reservation, Scheduler, SchedulerConfig
 from rerankd.engine.serving import ModelProvider, Servable
 from rerankd.models.base import Family, Prepared
 
@@ -97,7 +97,7 @@ class Engine:
             scheduler = self.scheduler(served)
             reservation = scheduler.reserve(estimate_tokens(family, request))
             try:
-                prepared = await self._prepare(family, request)
+                prepared = await self._prepare(family, request, reservation)
                 self._check_tokens(prepared)
                 outputs = await scheduler.run(prepared, reservation)
             finally:
@@ -105,23 +105,31 @@ class Engine:
             # Scores (MaxSim, cosine...) and sorting can be real work on big requests: off the loop too.
             return await loop.run_in_executor(self._tokenize, postprocess, family, request, prepared, outputs)
 
-    async def _prepare(self, family: Family, request: ScoreRequest) -> Prepared:
-        """Tokenize in the pool; a large request first waits for one of the large-request slots."""
+    async def _prepare(self, family: Family, request: ScoreRequest, reservation: Reservation) -> Prepared:
+        """Tokenize in the pool; a large request first waits for one of the large-request slots.
+
+        A cancelled request (client gone, deadline) gives its queue reservation back at once;
+        a large one keeps its slot until its thread has finished, so the slots stay a true bound.
+        """
         loop = asyncio.get_running_loop()
         texts = [item.text for item in request.items]
         args = (family.prepare, request.query.text, texts, request.instruction, request.options)
-        if len(request.query.text) + sum(map(len, texts)) <= LARGE_REQUEST_CHARS:
-            return await loop.run_in_executor(self._tokenize, *args)
-        if self._large_slots is None:
-            self._large_slots = asyncio.Semaphore(self._large_slot_count)
-        async with self._large_slots:
-            # Shielded: a cancelled caller must not free the slot while its thread still tokenizes.
-            work = loop.run_in_executor(self._tokenize, *args)
-            try:
-                return await asyncio.shield(work)
-            except asyncio.CancelledError:
-                await asyncio.wait({work})
-                raise
+        try:
+            if len(request.query.text) + sum(map(len, texts)) <= LARGE_REQUEST_CHARS:
+                return await loop.run_in_executor(self._tokenize, *args)
+            if self._large_slots is None:
+                self._large_slots = asyncio.Semaphore(self._large_slot_count)
+            async with self._large_slots:
+                work = loop.run_in_executor(self._tokenize, *args)
+                try:
+                    return await asyncio.shield(work)
+                except asyncio.CancelledError:
+                    reservation.release()
+                    await asyncio.wait({work})
+                    raise
+        except asyncio.CancelledError:
+            reservation.release()
+            raise
 
     def _check_tokens(self, prepared: Prepared) -> None:
         limit = self.config.max_tokens_per_request
