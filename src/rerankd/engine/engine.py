@@ -35,7 +35,7 @@ from rerankd.models.base import Family, Prepared
 # `workers - 1` large requests are tokenized at once.
 LARGE_REQUEST_CHARS = 256 * 1024
 # Characters per token assumed when estimating a request's tokens before tokenizing it
-# (English averages 4-5 per BERT/XLM-R token; a low guess errs towards refusing early).
+# (English averages 4-5 per BERT/XLM-R token: 4 overestimates a little, refusing early rather than late).
 CHARS_PER_TOKEN = 4
 
 
