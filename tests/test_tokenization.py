@@ -95,3 +95,48 @@ def test_right_pad_keeps_every_row_and_pads_after_it():
     assert matrix.tolist() == [[5, 6, 7, -1], [8, -1, -1, -1], [9, 10, 11, 12], [13, 14, -1, -1]]
     assert mask.sum(axis=1).tolist() == [3, 1, 4, 2]
     assert matrix.dtype == np.int64
+
+
+# Texts where a prefix could tokenize differently from the whole: long words ([UNK] past 100
+# characters in WordPiece, Viterbi over one run in Unigram), whitespace runs, combining marks.
+AWKWARD_TEXTS = [
+    "a" * 50_000,
+    "x" * 3_000 + " word" * 1_000,
+    " " * 100_000 + "hello world " * 500,
+    "東京タワー" * 5_000,
+    "e\u0301" * 20_000,
+    "ab\ncd " * 9_000,
+    "été " * 5_000 + "z" * 5_000,
+    ("word" * 30 + " ") * 500,
+    "1234567890" * 3_000,
+    "🙂" * 10_000,
+    "\t\n " * 3_000 + "tail",
+]
+
+
+@pytest.mark.parametrize("which", ["bert", "xlm-roberta"])
+def test_long_texts_tokenize_from_a_prefix_exactly(minilm_bi_encoder_dir, trec, which):
+    """`encode_texts(..., max_tokens)` gives the whole text's first `max_tokens + 1` tokens (or all of them)."""
+    if which == "xlm-roberta" and not XLMR_TOKENIZER.exists():
+        pytest.skip("no XLM-R tokenizer in ../shared/data")
+    directory = dict(tokenizer_dirs(minilm_bi_encoder_dir))[which]
+    tokenizer = load_tokenizer(directory).tokenizer
+    passages = [d for q in trec for d in q.documents]
+    rng = random.Random(7)
+    texts = [" ".join(rng.sample(passages, rng.randint(1, 40))) for _ in range(60)] + AWKWARD_TEXTS
+    whole = encode_texts(tokenizer, texts)
+    cut_any = 0
+    for limit in (1, 7, 64, 509, 1000):
+        for text, full, got in zip(texts, whole, encode_texts(tokenizer, texts, limit), strict=True):
+            if got != full:
+                assert len(full) > limit + 1 and got == full[: limit + 1], (limit, text[:40])
+                cut_any += 1
+    assert cut_any > 100  # the prefix path was taken, not just whole texts
+
+
+def test_ten_megabyte_text_costs_a_prefix(minilm_bi_encoder_dir, trec):
+    tokenizer = load_tokenizer(minilm_bi_encoder_dir).tokenizer
+    text = " ".join(d for q in trec for d in q.documents)
+    text = (text * (10_000_000 // len(text) + 1))[:10_000_000]
+    ids = encode_texts(tokenizer, [text], 509)[0]
+    assert ids == encode_texts(tokenizer, [text[:20_000]])[0][:510]

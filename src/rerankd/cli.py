@@ -91,6 +91,35 @@ def _add_production_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_admission_options(parser: argparse.ArgumentParser) -> None:
+    """Admission control and per-request limits (README "Admission control")."""
+    group = parser.add_argument_group("admission control and per-request limits")
+    group.add_argument(
+        "--max-queued-tokens",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="tokens waiting per model before new requests get 429 QUEUE_FULL with Retry-After "
+        "(default: 30 s of work at the model's measured speed, at least 128 full batches)",
+    )
+    group.add_argument("--max-items", type=_positive_int, default=10_000, help="items accepted in one request")
+    group.add_argument(
+        "--max-text-bytes",
+        type=_size,
+        default=16 * 1024 * 1024,
+        metavar="SIZE",
+        help="largest text (query or item, UTF-8) accepted, e.g. 1MB; 413 beyond (default 16MiB)",
+    )
+    group.add_argument(
+        "--max-tokens-per-request",
+        type=_positive_int,
+        default=2_000_000,
+        metavar="N",
+        help="tokens one request may make the model read (windows and special tokens included); 413 beyond",
+    )
+    group.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body accepted")
+
+
 def _scheduler_config(args: argparse.Namespace):
     from rerankd.engine.scheduler import SchedulerConfig
 
@@ -99,6 +128,9 @@ def _scheduler_config(args: argparse.Namespace):
         overrides["max_batch_tokens"] = args.max_batch_tokens
     if args.max_batch_size:
         overrides["max_batch_size"] = args.max_batch_size
+    for name in ("max_queued_tokens", "max_tokens_per_request"):
+        if getattr(args, name, None):
+            overrides[name] = getattr(args, name)
     return SchedulerConfig(**overrides)
 
 
@@ -182,8 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="weights of loaded models and adapters stay under SIZE (e.g. 6GB, 512MiB); "
         "least recently used idle ones are evicted to fit",
     )
-    serve.add_argument("--max-items", type=int, default=10_000, help="items accepted in one request")
-    serve.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body accepted")
+    _add_admission_options(serve)
     serve.add_argument("--api-key", default=os.environ.get("RERANKD_API_KEY"), help="require this bearer token")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     _add_production_options(serve)
@@ -241,7 +272,11 @@ def _serve(args: argparse.Namespace) -> int:
             model_roots=tuple(args.model_root),
             allow_pickle=args.allow_pickle,
         ),
-        limits=ApiLimits(max_items=args.max_items, max_body_bytes=int(args.max_body_mb * 1024 * 1024)),
+        limits=ApiLimits(
+            max_items=args.max_items,
+            max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+            max_text_bytes=args.max_text_bytes,
+        ),
         api_key=args.api_key,
         admin_key=args.admin_api_key or None,
         admin_api=args.admin_api,

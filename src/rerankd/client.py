@@ -319,7 +319,7 @@ class _Connection:
 
 
 class Client(_Connection):
-    """Blocking client. `wait_for_model` seconds are spent retrying 503 MODEL_LOADING/QUEUE_FULL."""
+    """Blocking client. `wait_for_model` seconds are spent retrying 503 MODEL_LOADING and 429 QUEUE_FULL."""
 
     _transport = httpx.Client
     _http: httpx.Client

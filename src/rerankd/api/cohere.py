@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from rerankd.api.codec import read, render, wants_msgpack
-from rerankd.api.common import context, score_unless_disconnected
+from rerankd.api.common import check_text_bytes, context, score_unless_disconnected, timeout_ms
 from rerankd.api.openapi import BODY_ERRORS, SCORING_ERRORS, Operation
 from rerankd.api.schemas import cohere as wire
 from rerankd.api.schemas.common import check_count, document_item, model_or_default
@@ -22,14 +22,20 @@ from rerankd.core import types
 from rerankd.core.errors import InvalidRequest
 
 
-def to_score_request(body: wire.RerankRequest, *, default_model: str | None, max_items: int) -> types.ScoreRequest:
+def to_score_request(
+    body: wire.RerankRequest, *, default_model: str | None, max_items: int, max_text_bytes: int | None = None
+) -> types.ScoreRequest:
     if body.rank_fields is not None and body.rank_fields != ["text"]:
         raise InvalidRequest("only rank_fields=['text'] is supported", param="rank_fields")
     check_count(body.documents, "documents", max_items)
+    items = [document_item(document) for document in body.documents]
+    check_text_bytes(
+        [("query", body.query), *((f"documents[{i}]", item.text) for i, item in enumerate(items))], max_text_bytes
+    )
     return types.ScoreRequest(
         model=model_or_default(body.model, default_model),
         query=types.Item(text=body.query),
-        items=[document_item(document) for document in body.documents],
+        items=items,
         options=types.ScoreOptions(
             top_k=body.top_n,
             max_tokens_per_doc=body.max_tokens_per_doc,
@@ -66,8 +72,12 @@ def to_rerank_response(
 async def _rerank(request: Request, version: str) -> Response:
     ctx = context(request)
     body = await read(request, wire.RerankRequest, ctx.limits.max_body_bytes)
-    score_request = to_score_request(body, default_model=ctx.default_model, max_items=ctx.limits.max_items)
-    result = await score_unless_disconnected(request, score_request)
+    score_request = to_score_request(
+        body, default_model=ctx.default_model, max_items=ctx.limits.max_items, max_text_bytes=ctx.limits.max_text_bytes
+    )
+    result = await score_unless_disconnected(
+        request, score_request, fields={"items": "documents"}, deadline_ms=timeout_ms(request)
+    )
     response = to_rerank_response(result, body, score_request, version=version)
     return render(response, msgpack_body=wants_msgpack(request))
 
@@ -94,6 +104,7 @@ operations = [
         request=wire.RerankRequest,
         response=wire.RerankResponse,
         errors=BODY_ERRORS + SCORING_ERRORS,
+        deadline=True,
     )
     for path, version in (("/v1/rerank", "v1"), ("/v2/rerank", "v2"))
 ]

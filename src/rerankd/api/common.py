@@ -1,16 +1,17 @@
-"""What every route shares: server limits, error rendering, and scoring that stops on disconnect."""
+"""What every route shares: server limits, and scoring that stops on disconnect or at the client's deadline."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
 from rerankd.api.drain import Drain
 from rerankd.api.service import Service
-from rerankd.core.errors import RerankdError
+from rerankd.core.errors import DeadlineExceeded, InvalidRequest, RequestTooLarge, RerankdError
 from rerankd.core.types import ScoreRequest, ScoreResult
 from rerankd.engine.engine import Engine
 from rerankd.registry.registry import ModelRegistry
@@ -24,6 +25,46 @@ class ApiLimits:
 
     max_items: int = 10_000
     max_body_bytes: int = 64 * 1024 * 1024
+    # UTF-8 bytes of one text (the query or an item); None: only the body limit applies.
+    max_text_bytes: int | None = 16 * 1024 * 1024
+
+
+# A client's deadline for one request, on every scoring route (SIE bodies may also say `options.timeout_ms`).
+TIMEOUT_HEADER = "X-Request-Timeout-Ms"
+# Longest deadline accepted: a day. Past that it is not a deadline, and the number may overflow a timer.
+MAX_TIMEOUT_MS = 86_400_000
+
+
+def check_text_bytes(texts: Iterable[tuple[str, str]], limit: int | None) -> None:
+    """413 REQUEST_TOO_LARGE naming the first (field, text) whose UTF-8 encoding is over `limit` bytes."""
+    if limit is None:
+        return
+    for name, text in texts:
+        # A character is at most 4 bytes: most texts are cleared without encoding them.
+        if len(text) * 4 <= limit:
+            continue
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > limit:
+            raise RequestTooLarge(
+                f"'{name}' is {size} bytes of UTF-8; this server accepts texts of at most {limit} bytes",
+                param=name,
+                extra={"max_bytes": limit},
+            )
+
+
+def timeout_ms(request: Request, body_timeout_ms: int | None = None) -> int | None:
+    """The request's deadline in ms: the `X-Request-Timeout-Ms` header or the body's, the shorter if both."""
+    header = request.headers.get(TIMEOUT_HEADER)
+    values = [] if body_timeout_ms is None else [body_timeout_ms]
+    if header is not None:
+        text = header.strip()
+        if not text.isdigit() or not 1 <= int(text) <= MAX_TIMEOUT_MS:
+            raise InvalidRequest(
+                f"{TIMEOUT_HEADER} must be a whole number of milliseconds from 1 to {MAX_TIMEOUT_MS}, got {header!r}",
+                param=TIMEOUT_HEADER,
+            )
+        values.append(int(text))
+    return min(values) if values else None
 
 
 @dataclass
@@ -62,36 +103,48 @@ async def _disconnected(request: Request) -> None:
 
 
 async def score_unless_disconnected(
-    request: Request, score_request: ScoreRequest, fields: dict[str, str] | None = None
+    request: Request,
+    score_request: ScoreRequest,
+    fields: dict[str, str] | None = None,
+    deadline_ms: int | None = None,
 ) -> ScoreResult:
-    """Score; if the client hangs up first, cancel its work so others' batches move on.
+    """Score; if the client hangs up first, or `deadline_ms` passes, cancel its work so others' batches move on.
 
     `fields` renames the core's field names in errors (`adapter`) to the dialect's (`options.lora`).
     """
     try:
-        return await _score(request, score_request)
+        return await _score(request, score_request, deadline_ms)
     except RerankdError as error:
         if fields and error.param in fields:
             error.param = fields[error.param]
         raise
 
 
-async def _score(request: Request, score_request: ScoreRequest) -> ScoreResult:
+async def _score(request: Request, score_request: ScoreRequest, deadline_ms: int | None) -> ScoreResult:
     engine = context(request).engine
     work = asyncio.ensure_future(engine.score(score_request))
     watcher = asyncio.ensure_future(_disconnected(request))
+    timeout = None if deadline_ms is None else deadline_ms / 1000
     try:
-        await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({work, watcher}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
         if not work.done():
+            # Cancelling drops the request's queued units; batches already running finish.
             work.cancel()
             # A cancelled wait can still end in an error (e.g. the model was deleted meanwhile):
             # nobody is left to read it, so read it here rather than log it as never retrieved.
             work.add_done_callback(_discard_outcome)
         watcher.cancel()
-    if not work.done() or work.cancelled():
+    if work.done() and not work.cancelled():
+        return work.result()
+    if watcher.done() and not watcher.cancelled():
         raise ClientGone()
-    return work.result()
+    if deadline_ms is not None:
+        raise DeadlineExceeded(
+            f"no answer within the request's deadline of {deadline_ms} ms; its work was cancelled",
+            extra={"timeout_ms": deadline_ms},
+        )
+    raise ClientGone()
 
 
 def _discard_outcome(task: asyncio.Future) -> None:

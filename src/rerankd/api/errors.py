@@ -26,11 +26,14 @@ STATUS: dict[type[errors.RerankdError], int] = {
     errors.RequestTooLarge: 413,
     errors.InputTooLong: 413,
     errors.UnsupportedMediaType: 415,
+    # 429, not 503: a full queue is this replica working as designed (TEI answers 429 when
+    # overloaded; sie-sdk, the Cohere SDK and rerankd's own retry 429 after Retry-After), and a
+    # load balancer's passive health checks keep 503 for replicas that cannot serve at all.
+    errors.QueueFull: 429,
     errors.ModelLoadFailed: 502,
     errors.ModelLoading: 503,  # AdapterLoading
     errors.ModelUnloaded: 503,
     errors.NoCapacity: 503,
-    errors.QueueFull: 503,
     errors.ShuttingDown: 503,
     errors.DeadlineExceeded: 504,
     errors.RerankdError: 500,

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 import rerankd
-from rerankd.api.common import ApiLimits
+from rerankd.api.common import MAX_TIMEOUT_MS, TIMEOUT_HEADER, ApiLimits
 from rerankd.api.errors import status_for
 from rerankd.api.schemas.admin import DOCUMENTED_ONLY
 from rerankd.api.schemas.errors import ErrorResponse
@@ -46,6 +46,7 @@ SCORING_ERRORS: tuple[type[errors.RerankdError], ...] = (
     errors.ModelUnloaded,
     errors.QueueFull,
     errors.NoCapacity,
+    errors.DeadlineExceeded,
 )
 
 _WHY = {
@@ -54,12 +55,16 @@ _WHY = {
     "is missing or wrong.",
     403: "The admin API is off, the token is not the admin key, or the `source` lies outside the model roots.",
     404: "No such model or adapter.",
-    413: "Too many items or too large a body for this server, or a text over the model's limit.",
+    413: "Too many items, too large a body, text or token count for this server (`param` names the field), "
+    "or a text over the model's limit.",
     415: "The body is neither JSON nor MessagePack.",
+    429: "The model's queue is full (`--max-queued-tokens`): retry after `Retry-After` seconds, "
+    "computed from the rate the queue drains at.",
     500: "A bug: never the client's fault.",
     502: "The model or adapter failed to load; `message` says why.",
     503: "Still loading, or the memory budget is held by busy models: retry after `Retry-After` seconds. "
     "`SHUTTING_DOWN`: the server is draining; retry on another replica.",
+    504: "The request's own deadline (`options.timeout_ms` or `X-Request-Timeout-Ms`) passed; its work was cancelled.",
 }
 
 
@@ -75,6 +80,7 @@ class Operation:
     response: Any = None  # the type of a 200's body, or a raw JSON Schema (dict)
     errors: tuple[type[errors.RerankdError], ...] = ()
     params: Mapping[str, str] = field(default_factory=dict)  # path parameter -> description
+    deadline: bool = False  # takes the optional `X-Request-Timeout-Ms` header
     description: str = ""
     media: tuple[str, ...] = BODY_MEDIA  # of the 200's body
     open: bool = False  # answered without the API key
@@ -110,7 +116,7 @@ def _error_responses(operation: Operation, error_schema: dict[str, Any]) -> dict
     responses = {}
     for status in sorted(by_status):
         headers = {"X-Error-Code": _header("the error's `code`")}
-        if status == 503:
+        if status in (429, 503):
             headers["Retry-After"] = _header("seconds to wait before retrying")
         codes = ", ".join(f"`{code}`" for code in by_status[status])
         responses[str(status)] = {
@@ -123,7 +129,7 @@ def _error_responses(operation: Operation, error_schema: dict[str, Any]) -> dict
 
 def _parameters(operation: Operation) -> list[dict[str, Any]]:
     names = re.findall(r"{([^}]+)}", operation.path)
-    return [
+    parameters: list[dict[str, Any]] = [
         {
             "name": name,
             "in": "path",
@@ -133,6 +139,18 @@ def _parameters(operation: Operation) -> list[dict[str, Any]]:
         }
         for name in names
     ]
+    if operation.deadline:
+        parameters.append(
+            {
+                "name": TIMEOUT_HEADER,
+                "in": "header",
+                "required": False,
+                "description": "deadline in milliseconds: past it the answer is 504 DEADLINE_EXCEEDED and the "
+                "request's work is cancelled",
+                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_TIMEOUT_MS},
+            }
+        )
+    return parameters
 
 
 def document(operations: Sequence[Operation], limits: ApiLimits) -> dict[str, Any]:

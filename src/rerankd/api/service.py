@@ -47,6 +47,11 @@ class Service:
                 "padding_waste": round(stats.padding_waste, 4),
                 "real_tokens": stats.real_tokens,
                 "padded_tokens": stats.padded_tokens,
+                "queued_units": scheduler.queued_units,
+                "queued_tokens": scheduler.queued_tokens,
+                "reserved_tokens": scheduler.reserved_tokens,
+                "max_queued_tokens": scheduler.bound.limit,
+                "drain_tokens_per_second": round(scheduler.bound.rate.tokens_per_second or 0.0, 1),
             }
         return info
 

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from rerankd.api.codec import read, render, wants_msgpack
-from rerankd.api.common import context, score_unless_disconnected
+from rerankd.api.common import check_text_bytes, context, score_unless_disconnected, timeout_ms
 from rerankd.api.openapi import BODY_ERRORS, SCORING_ERRORS, Operation
 from rerankd.api.schemas import sie as wire
 from rerankd.api.schemas.common import check_count
@@ -45,11 +45,18 @@ def check_unique_ids(items: list[types.Item]) -> None:
             raise DuplicateItemId(message, param=f"items[{index}].id")
 
 
+def _texts(body: wire.ScoreRequest):
+    yield "query.text", body.query.text
+    for index, item in enumerate(body.items):
+        yield f"items[{index}].text", item.text
+
+
 def to_score_request(
-    model: str, body: wire.ScoreRequest, *, max_items: int
+    model: str, body: wire.ScoreRequest, *, max_items: int, max_text_bytes: int | None = None
 ) -> tuple[types.ScoreRequest, dict[str, str]]:
     """The core request, and the renames for errors about it (the adapter is named as the client sent it)."""
     check_count(body.items, "items", max_items)
+    check_text_bytes(_texts(body), max_text_bytes)
     options = body.options or wire.ScoreOptions()
     adapter, adapter_field = _adapter(options)
     items = [_item(item) for item in body.items]
@@ -98,8 +105,11 @@ def to_score_response(result: types.ScoreResult) -> wire.ScoreResponse:
 async def score(request: Request) -> Response:
     limits = context(request).limits
     body = await read(request, wire.ScoreRequest, limits.max_body_bytes)
-    score_request, fields = to_score_request(request.path_params["model"], body, max_items=limits.max_items)
-    result = await score_unless_disconnected(request, score_request, fields=fields)
+    score_request, fields = to_score_request(
+        request.path_params["model"], body, max_items=limits.max_items, max_text_bytes=limits.max_text_bytes
+    )
+    deadline = timeout_ms(request, body.options.timeout_ms if body.options else None)
+    result = await score_unless_disconnected(request, score_request, fields=fields, deadline_ms=deadline)
     return render(to_score_response(result), msgpack_body=wants_msgpack(request))
 
 
@@ -114,6 +124,7 @@ operations = [
         request=wire.ScoreRequest,
         response=wire.ScoreResponse,
         errors=(*BODY_ERRORS, DuplicateItemId, *SCORING_ERRORS),
+        deadline=True,
         params={"model": "served model name, `name:adapter` for a LoRA adapter; may contain '/'"},
         description="The protocol `sie-sdk` speaks. JSON or MessagePack in; the answer follows the body's "
         "encoding, or `Accept: application/msgpack`.",

@@ -6,6 +6,13 @@ adapter) the request resolved to; the event loop only moves requests between the
 
 The engine owns batching: one `Scheduler` per loaded version and adapter, created on first
 use and dropped when the registry lets go of the version. It never frees or loads weights.
+
+Admission happens before any work: a request reserves its estimated tokens in its model's
+queue (refused at once with `QueueFull` past the bound), is tokenized, and past
+`max_tokens_per_request` is refused (413). Tokenization is fair: a request whose texts are
+large (`LARGE_REQUEST_CHARS`) takes one of `workers - 1` large-request slots first, so
+however many huge requests arrive, one tokenizer thread is always left for the small ones
+(and families cut over-long texts before tokenizing them, see `models/tokenization.py`).
 """
 
 from __future__ import annotations
@@ -18,10 +25,33 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from rerankd.core.compute import ComputeThreads
+from rerankd.core.errors import RequestTooLarge
 from rerankd.core.types import ScoreEntry, ScoreRequest, ScoreResult, Usage, item_id
-from rerankd.engine.scheduler import Scheduler, SchedulerConfig
+from rerankd.engine.scheduler import Reservation, Scheduler, SchedulerConfig
 from rerankd.engine.serving import ModelProvider, Servable
 from rerankd.models.base import Family, Prepared
+
+# A request with more text than this (query and items, in characters) is "large": at most
+# `workers - 1` large requests are tokenized at once.
+LARGE_REQUEST_CHARS = 256 * 1024
+# Characters per token assumed when estimating a request's tokens before tokenizing it
+# (English averages 4-5 per BERT/XLM-R token: 4 overestimates a little, refusing early rather than late).
+CHARS_PER_TOKEN = 4
+
+
+def estimate_tokens(family: Family, request: ScoreRequest) -> int:
+    """The tokens `request` will likely queue, from its text lengths, before tokenizing it."""
+    options = request.options
+    chunked = options.max_tokens_per_doc is not None or options.max_chunks_per_doc is not None
+    cap = family.max_length
+    if chunked:
+        cap = cap * options.max_chunks_per_doc if options.max_chunks_per_doc is not None else None
+    query = len(request.query.text)
+    total = 0
+    for item in request.items:
+        tokens = (query + len(item.text)) // CHARS_PER_TOKEN + 2
+        total += tokens if cap is None else min(tokens, cap)
+    return total
 
 
 class Engine:
@@ -39,6 +69,9 @@ class Engine:
         self.config = config or SchedulerConfig()
         workers = tokenizer_threads or max(2, min(8, os.cpu_count() or 2))
         self._tokenize = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rerankd-tokenize")
+        # Created on first use, on the serving event loop.
+        self._large_slots: asyncio.Semaphore | None = None
+        self._large_slot_count = max(1, workers - 1)
         # Keyed weakly: when the registry drops a freed version, its scheduler goes with it.
         self._schedulers: weakref.WeakKeyDictionary[Servable, Scheduler] = weakref.WeakKeyDictionary()
 
@@ -61,13 +94,51 @@ class Engine:
         # `model:adapter` or the request's adapter option picks a LoRA adapter: its own scheduler, same family API.
         async with self.models.use(request.model, request.options.adapter) as served:
             family = served.family
-            texts = [item.text for item in request.items]
-            prepared = await loop.run_in_executor(
-                self._tokenize, family.prepare, request.query.text, texts, request.instruction, request.options
-            )
-            outputs = await self.scheduler(served).run(prepared)
+            scheduler = self.scheduler(served)
+            reservation = scheduler.reserve(estimate_tokens(family, request))
+            try:
+                prepared = await self._prepare(family, request, reservation)
+                self._check_tokens(prepared)
+                outputs = await scheduler.run(prepared, reservation)
+            finally:
+                reservation.release()
             # Scores (MaxSim, cosine...) and sorting can be real work on big requests: off the loop too.
             return await loop.run_in_executor(self._tokenize, postprocess, family, request, prepared, outputs)
+
+    async def _prepare(self, family: Family, request: ScoreRequest, reservation: Reservation) -> Prepared:
+        """Tokenize in the pool; a large request first waits for one of the large-request slots.
+
+        A cancelled request (client gone, deadline) gives its queue reservation back at once;
+        a large one keeps its slot until its thread has finished, so the slots stay a true bound.
+        """
+        loop = asyncio.get_running_loop()
+        texts = [item.text for item in request.items]
+        args = (family.prepare, request.query.text, texts, request.instruction, request.options)
+        try:
+            if len(request.query.text) + sum(map(len, texts)) <= LARGE_REQUEST_CHARS:
+                return await loop.run_in_executor(self._tokenize, *args)
+            if self._large_slots is None:
+                self._large_slots = asyncio.Semaphore(self._large_slot_count)
+            async with self._large_slots:
+                work = loop.run_in_executor(self._tokenize, *args)
+                try:
+                    return await asyncio.shield(work)
+                except asyncio.CancelledError:
+                    reservation.release()
+                    await asyncio.wait({work})
+                    raise
+        except asyncio.CancelledError:
+            reservation.release()
+            raise
+
+    def _check_tokens(self, prepared: Prepared) -> None:
+        limit = self.config.max_tokens_per_request
+        if limit is not None and prepared.input_tokens > limit:
+            raise RequestTooLarge(
+                f"the request makes {prepared.input_tokens} tokens; this server accepts at most {limit} per request",
+                param="items",
+                extra={"tokens": prepared.input_tokens, "max_tokens": limit},
+            )
 
     def close(self) -> None:
         self._tokenize.shutdown(wait=False, cancel_futures=True)

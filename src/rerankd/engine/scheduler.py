@@ -11,6 +11,12 @@ work for the same queue. When the compute thread has room, the scheduler cuts th
 * a request that has anchored `fair_share_batches` batches in a row yields to the next one,
   so a 10,000-item request cannot starve a 10-item request behind it.
 
+Admission (`admission.py`): the queue is bounded in tokens. A request reserves its estimated
+tokens before it is tokenized (`reserve`) and is refused with `QueueFull` when the tokens
+ahead of it would pass the bound; once tokenized, its real tokens are checked again on entry
+(`run`). Every finished batch feeds the drain rate that sizes the default bound and the
+refusal's `retry_after`.
+
 Batch formation is a few numpy operations on the event loop; collation and the forward pass
 run on the device's single compute thread; results are scattered back per request.
 
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -32,8 +39,9 @@ from functools import partial
 import numpy as np
 import torch
 
-from rerankd.core.errors import InternalError, QueueFull
+from rerankd.core.errors import InternalError
 from rerankd.core.holds import Holds
+from rerankd.engine.admission import FLOOR_BATCHES, TARGET_QUEUE_SECONDS, QueueBound
 from rerankd.models.base import Family, Prepared
 
 log = logging.getLogger(__name__)
@@ -52,13 +60,18 @@ def default_batch_tokens(device: torch.device) -> int:
 
 @dataclass(frozen=True)
 class SchedulerConfig:
-    """Batching limits; `rerankd serve` exposes them as flags (None: the device's default)."""
+    """Batching and admission limits; `rerankd serve` exposes them as flags (None: the default)."""
 
     max_batch_tokens: int | None = None
     max_batch_size: int = 256
     max_inflight_batches: int = 2
     fair_share_batches: int = 4
-    max_queued_units: int = 1_000_000
+    # Tokens waiting per model before new requests are refused; None: the drain rate x
+    # `target_queue_seconds` (at least FLOOR_BATCHES full batches), see admission.py.
+    max_queued_tokens: int | None = None
+    target_queue_seconds: float = TARGET_QUEUE_SECONDS
+    # Tokens one request may make the network read (413 beyond); None: no limit.
+    max_tokens_per_request: int | None = None
 
 
 @dataclass
@@ -100,7 +113,7 @@ class _Job:
     def __init__(self, prepared: Prepared, future: asyncio.Future) -> None:
         self.prepared = prepared
         self.future = future
-        self.costs = prepared.lengths if prepared.cost_lengths is None else prepared.cost_lengths
+        self.costs = cost_lengths(prepared)
         self.order = np.argsort(-self.costs, kind="stable")
         self.sorted_lengths = self.costs[self.order]
         self.cursor = 0
@@ -126,10 +139,32 @@ class _Job:
         return self.future.done()
 
 
+def cost_lengths(prepared: Prepared) -> np.ndarray:
+    """Tokens each unit costs the network: what batches are budgeted and the queue is bounded in."""
+    return prepared.lengths if prepared.cost_lengths is None else prepared.cost_lengths
+
+
+class Reservation:
+    """Room a request holds in the queue's bound while it is tokenized; released once it is queued or gone."""
+
+    __slots__ = ("_scheduler", "tokens")
+
+    def __init__(self, scheduler: Scheduler, tokens: int) -> None:
+        self._scheduler = scheduler
+        self.tokens = tokens
+        scheduler._reserved_tokens += tokens
+
+    def release(self) -> None:
+        self._scheduler._reserved_tokens -= self.tokens
+        self.tokens = 0
+
+
 @dataclass
 class _Batch:
     parts: list[tuple[_Job, np.ndarray]]
     width: int
+    tokens: int = 0
+    dispatched_at: float = 0.0
 
     @property
     def size(self) -> int:
@@ -153,6 +188,11 @@ class Scheduler:
         self._pins = pins
         self._waiting: deque[_Job] = deque()
         self._queued_units = 0
+        self._queued_tokens = 0
+        self._reserved_tokens = 0
+        self.bound = QueueBound(
+            self.config.max_queued_tokens, FLOOR_BATCHES * self.max_batch_tokens, self.config.target_queue_seconds
+        )
         self._inflight = 0
         self._active = 0
         self.stats = SchedulerStats()
@@ -165,15 +205,37 @@ class Scheduler:
     def inflight_batches(self) -> int:
         return self._inflight
 
-    async def run(self, prepared: Prepared) -> np.ndarray | list[np.ndarray]:
-        """Outputs for all units of `prepared`, in unit order."""
+    @property
+    def queued_units(self) -> int:
+        return self._queued_units
+
+    @property
+    def queued_tokens(self) -> int:
+        """Tokens of units waiting for a batch (not those of requests still being tokenized)."""
+        return self._queued_tokens
+
+    @property
+    def reserved_tokens(self) -> int:
+        """Estimated tokens of admitted requests still being tokenized."""
+        return self._reserved_tokens
+
+    def reserve(self, estimate: int) -> Reservation:
+        """Admit a request about to be tokenized, or raise `QueueFull` (with `retry_after`)."""
+        self.bound.check(self._queued_tokens + self._reserved_tokens, estimate)
+        return Reservation(self, estimate)
+
+    async def run(self, prepared: Prepared, reservation: Reservation | None = None) -> np.ndarray | list[np.ndarray]:
+        """Outputs for all units of `prepared`, in unit order; `QueueFull` if its tokens no longer fit."""
+        if reservation is not None:
+            reservation.release()
         if prepared.n_units == 0:
             return np.zeros((0, 1), dtype=np.float32)
-        if self._queued_units + prepared.n_units > self.config.max_queued_units:
-            raise QueueFull(f"{self._queued_units} units already queued for this model; retry shortly", retry_after=1)
         job = _Job(prepared, asyncio.get_running_loop().create_future())
+        tokens = int(job.costs.sum())
+        self.bound.check(self._queued_tokens, tokens)
         self._waiting.append(job)
         self._queued_units += prepared.n_units
+        self._queued_tokens += tokens
         self._active += 1
         self.stats.requests += 1
         self._pump()
@@ -184,6 +246,7 @@ class Scheduler:
                 job.future.cancel()  # the caller went away: its waiting units are skipped
             if job.waiting:
                 self._queued_units -= job.waiting
+                self._queued_tokens -= int(job.sorted_lengths[job.cursor :].sum())
                 job.cursor = len(job.order)
             self._active -= 1
 
@@ -195,6 +258,7 @@ class Scheduler:
             for pin in self._pins:  # released in `_finished`, after the compute thread is done with it
                 pin.acquire()
             self._inflight += 1
+            batch.dispatched_at = time.monotonic()
             future = asyncio.get_running_loop().run_in_executor(self._executor, self._execute, batch)
             future.add_done_callback(partial(self._finished, batch))
 
@@ -223,12 +287,14 @@ class Scheduler:
             anchor.anchored = 0
             self._waiting.rotate(-1)  # let the next request anchor: fairness for small requests
         taken = sum(len(units) for _, units in parts)
+        tokens = int(sum(job.costs[units].sum() for job, units in parts))
         self._queued_units -= taken
+        self._queued_tokens -= tokens
         self.stats.batches += 1
         self.stats.units += taken
         self.stats.padded_tokens += taken * width
-        self.stats.real_tokens += int(sum(job.costs[units].sum() for job, units in parts))
-        return _Batch(parts, width)
+        self.stats.real_tokens += tokens
+        return _Batch(parts, width, tokens)
 
     def _execute(self, batch: _Batch) -> np.ndarray | list[np.ndarray]:
         """Collate and run one batch; on the compute thread."""
@@ -249,6 +315,7 @@ class Scheduler:
 
     def _finished(self, batch: _Batch, future: asyncio.Future) -> None:
         self._inflight -= 1
+        self.bound.rate.finished(batch.tokens, batch.dispatched_at)
         try:
             self._deliver(batch, future)
         finally:

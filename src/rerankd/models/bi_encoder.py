@@ -68,8 +68,8 @@ class BiEncoderFamily(Family):
 
     def prepare(self, query: str, texts: list[str], instruction: str | None, options: ScoreOptions) -> Prepared:
         self.check_instruction(instruction)
-        encoded = encode_texts(self.tokenizer, [query, *texts])
         budget = self.max_length - self.template.num_special
+        encoded = encode_texts(self.tokenizer, [query, *texts], budget)
         full = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
         kept = np.minimum(full, budget)
         truncated = (kept < full)[1:]

@@ -72,6 +72,17 @@ def window_spans(
         start += stride
 
 
+def tokens_to_plan(window: int, max_chunks: int | None, max_overlap: int = MAX_OVERLAP) -> int | None:
+    """Document length past which the plan no longer changes (None: every token counts).
+
+    With `max_chunks`, a longer document gets the same `max_chunks` full windows and is
+    flagged as cut whatever its length, so only that many of its tokens need tokenizing.
+    """
+    if max_chunks is None:
+        return None
+    return (max_chunks - 1) * (window - overlap_for(window, max_overlap)) + window
+
+
 def plan_chunks(
     doc_lengths: Sequence[int],
     window: int | Sequence[int],

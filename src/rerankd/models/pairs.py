@@ -15,7 +15,7 @@ import numpy as np
 from rerankd.core.types import ScoreOptions
 from rerankd.models.base import Family, Prepared
 from rerankd.models.catalog import ModelSpec
-from rerankd.models.chunking import MAX_OVERLAP, ChunkPlan, plan_chunks
+from rerankd.models.chunking import MAX_OVERLAP, ChunkPlan, plan_chunks, tokens_to_plan
 from rerankd.models.runtime import Placement
 from rerankd.models.tokenization import (
     LoadedTokenizer,
@@ -114,11 +114,18 @@ class PairFamily(Family):
 
     def prepare(self, query: str, texts: list[str], instruction: str | None, options: ScoreOptions) -> Prepared:
         self.check_instruction(instruction)
-        query_ids = encode_texts(self.tokenizer, [query])[0]
-        documents = encode_texts(self.tokenizer, texts)
+        budget = self.max_length - self.template.num_special
         if options.max_tokens_per_doc is not None or options.max_chunks_per_doc is not None:
+            # Only the query's first `window_query_length` tokens and each document's planned windows count.
+            query_ids = encode_texts(self.tokenizer, [query], self.window_query_length())[0]
+            window = self._window(len(query_ids), options)
+            needed = tokens_to_plan(window, options.max_chunks_per_doc, self.window_overlap)
+            documents = encode_texts(self.tokenizer, texts, needed)
             prepared = self._prepare_windows(query_ids, documents, options)
         else:
+            query_ids = encode_texts(self.tokenizer, [query])[0]
+            # Past `budget + query` tokens a document's length changes nothing `pair_lengths` decides.
+            documents = encode_texts(self.tokenizer, texts, budget + len(query_ids))
             doc_lengths = np.fromiter(map(len, documents), dtype=np.int64, count=len(documents))
             kept_query, kept_docs = self.pair_lengths(len(query_ids), doc_lengths)
             prepared = assemble_pairs(
@@ -127,12 +134,17 @@ class PairFamily(Family):
         self.check_truncation(options, prepared.truncated)
         return prepared
 
+    def _window(self, query_len: int, options: ScoreOptions) -> int:
+        """Tokens of document in each window, next to the shortened query."""
+        window = self.max_length - self.template.num_special - min(query_len, self.window_query_length())
+        if options.max_tokens_per_doc is not None:
+            window = min(window, options.max_tokens_per_doc)
+        return window
+
     def _prepare_windows(self, query_ids: list[int], documents: list[list[int]], options: ScoreOptions) -> Prepared:
         """The shortened query next to each window of each document; windows fill the rest."""
         query = query_ids[: self.window_query_length()]
-        window = self.max_length - self.template.num_special - len(query)
-        if options.max_tokens_per_doc is not None:
-            window = min(window, options.max_tokens_per_doc)
+        window = self._window(len(query_ids), options)
         plan = plan_chunks(
             [len(d) for d in documents],
             window,

@@ -160,9 +160,62 @@ def probe_single_template(tokenizer: Tokenizer) -> SingleTemplate:
     )
 
 
-def encode_texts(tokenizer: Tokenizer, texts: list[str]) -> list[list[int]]:
-    """Token ids of each text without special tokens (batched in Rust; releases the GIL)."""
-    return [encoding.ids for encoding in tokenizer.encode_batch(texts, add_special_tokens=False)]
+# Characters of a long text tried per token wanted before the prefix doubles (English averages
+# 4-5 per token: most long texts need one round).
+PREFIX_CHARS_PER_TOKEN = 6
+# How far back from the cut a whitespace is looked for, so the cut falls between words.
+_WHITESPACE_LOOKBACK = 256
+
+
+def encode_texts(tokenizer: Tokenizer, texts: list[str], max_tokens: int | None = None) -> list[list[int]]:
+    """Token ids of each text without special tokens (batched in Rust; releases the GIL).
+
+    With `max_tokens`, a long text is tokenized only as far as needed: its ids are its first
+    `max_tokens + 1` tokens, exactly those of the whole text, so a caller still sees that it is
+    longer than `max_tokens`, and a 10 MB text costs what a page costs (`_prefix_ids`).
+    """
+    if max_tokens is None or tokenizer.pre_tokenizer is None:
+        return [encoding.ids for encoding in tokenizer.encode_batch(texts, add_special_tokens=False)]
+    chars = (max_tokens + 1) * PREFIX_CHARS_PER_TOKEN
+    ids: list[list[int]] = [[] for _ in texts]
+    pending = list(range(len(texts)))
+    while pending:
+        prefixes = [_prefix(texts[index], chars) for index in pending]
+        encodings = tokenizer.encode_batch(prefixes, add_special_tokens=False)
+        still: list[int] = []
+        for index, prefix, encoding in zip(pending, prefixes, encodings, strict=True):
+            if len(prefix) == len(texts[index]):
+                ids[index] = encoding.ids
+            elif _settled_tokens(encoding) > max_tokens:
+                ids[index] = encoding.ids[: max_tokens + 1]
+            else:  # few tokens for many characters (a long word, a whitespace run): a longer prefix
+                still.append(index)
+        pending = still
+        chars *= 2
+    return ids
+
+
+def _settled_tokens(encoding) -> int:
+    """Leading tokens of a prefix's encoding that the rest of the text cannot change.
+
+    The pre-tokenizer splits text into words and the model tokenizes each word alone; only the
+    prefix's last word can be cut short (or merged with what follows, or normalised with a
+    combining mark after the cut), so every token before it is the whole text's token.
+    """
+    words = encoding.word_ids
+    if not words:
+        return 0
+    last = words[-1]
+    return next((i for i, word in enumerate(words) if word == last), len(words))
+
+
+def _prefix(text: str, chars: int) -> str:
+    """The first `chars` characters of `text` (all of it when shorter), cut after a word where one ends near."""
+    if len(text) <= chars:
+        return text
+    lookback = max(0, chars - _WHITESPACE_LOOKBACK)
+    space = max(text.rfind(sep, lookback, chars) for sep in (" ", "\n", "\t"))
+    return text[:space] if space > 0 else text[:chars]
 
 
 def longest_first_lengths(first_len: int, second_lens: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray]:

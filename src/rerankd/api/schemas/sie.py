@@ -33,6 +33,13 @@ class ScoreOptions(msgspec.Struct, forbid_unknown_fields=True):
         Count | None, Meta(description="score long items as up to this many windows (max over windows)")
     ] = None
     profile: Annotated[str | None, Meta(description="accepted for sie-sdk; rerankd has one profile per model")] = None
+    timeout_ms: Annotated[
+        Annotated[int, Meta(ge=1, le=86_400_000)] | None,
+        Meta(
+            description="deadline in milliseconds: past it the answer is 504 DEADLINE_EXCEEDED and the work is "
+            "cancelled (also the `X-Request-Timeout-Ms` header; the shorter wins)"
+        ),
+    ] = None
 
 
 class ScoreRequest(msgspec.Struct, forbid_unknown_fields=True):
