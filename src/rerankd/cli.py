@@ -26,6 +26,31 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-batch-size", type=int, default=None, help="sequences per batch")
 
 
+def _add_observability_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("logs and memory")
+    group.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="text: one readable line per record (default); json: one JSON object per line, for log pipelines",
+    )
+    group.add_argument(
+        "--idle-trim-seconds",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="give freed memory back to the OS after S seconds without requests (0: never)",
+    )
+    group.add_argument(
+        "--malloc-arenas",
+        type=int,
+        default=2,
+        metavar="N",
+        help="glibc malloc arenas (fewer: less memory kept after a burst; 0: glibc's default, 8 per core). "
+        "MALLOC_ARENA_MAX in the environment wins",
+    )
+
+
 def _scheduler_config(args: argparse.Namespace):
     from rerankd.engine.scheduler import SchedulerConfig
 
@@ -121,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body accepted")
     serve.add_argument("--api-key", default=os.environ.get("RERANKD_API_KEY"), help="require this bearer token")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    _add_observability_options(serve)
     _add_engine_options(serve)
 
     score = commands.add_parser("score", help="score documents against a query locally, without a server")
@@ -156,9 +182,14 @@ def _serve(args: argparse.Namespace) -> int:
 
     from rerankd.api.app import DEFAULT_MODEL, ModelArg, ServerConfig, create_app
     from rerankd.api.common import ApiLimits
+    from rerankd.api.logs import configure_logging
+    from rerankd.core.memory import limit_arenas
     from rerankd.models.runtime import configure_threads
     from rerankd.registry.registry import RegistrySettings
 
+    if args.malloc_arenas > 0 and "MALLOC_ARENA_MAX" not in os.environ:
+        limit_arenas(args.malloc_arenas)  # before the tokenizer, compute and torch threads exist
+    configure_logging(args.log_level, args.log_format)
     configure_threads(args.threads)
     lazy = set(args.lazy_models)
     models = [ModelArg.parse(text, lazy=index in lazy) for index, text in enumerate(args.model or [DEFAULT_MODEL])]
@@ -175,9 +206,13 @@ def _serve(args: argparse.Namespace) -> int:
         ),
         limits=ApiLimits(max_items=args.max_items, max_body_bytes=int(args.max_body_mb * 1024 * 1024)),
         api_key=args.api_key,
+        idle_trim_seconds=args.idle_trim_seconds or None,
     )
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=args.log_level)
+    # uvicorn logs through the root logger (log_config=None) in the same format; its access log
+    # is off: rerankd.access writes one richer line per request (api/requests.py).
+    uvicorn.run(
+        create_app(config), host=args.host, port=args.port, log_level=args.log_level, log_config=None, access_log=False
+    )
     return 0
 
 

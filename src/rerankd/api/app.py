@@ -15,9 +15,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from rerankd.api import admin, cohere, docs, sie, tei
+from rerankd.api import admin, cohere, docs, metrics, sie, tei
 from rerankd.api.common import ApiContext, ApiLimits, ClientGone
 from rerankd.api.errors import error_response
+from rerankd.api.metrics import Metrics
+from rerankd.api.requests import RequestMiddleware
 from rerankd.api.service import Service
 from rerankd.core.errors import InternalError, MethodNotAllowed, NotFound, RerankdError, Unauthorized
 from rerankd.engine.scheduler import SchedulerConfig
@@ -54,12 +56,15 @@ class ServerConfig:
     limits: ApiLimits = field(default_factory=ApiLimits)
     api_key: str | None = None
     tokenizer_threads: int | None = None
+    # Give freed heap back to the OS after this many idle seconds (None: never); see core/memory.py.
+    idle_trim_seconds: float | None = 1.0
 
 
 class ApiKeyMiddleware:
-    """Require `Authorization: Bearer <key>` on everything but health checks and the API docs."""
+    """Require `Authorization: Bearer <key>` on everything but health checks, metrics and the API docs."""
 
-    OPEN_PATHS = ("/healthz", "/readyz", "/health", "/openapi.json", "/docs")
+    # /metrics: Prometheus scrapers usually send no token, and it reveals no scores or texts.
+    OPEN_PATHS = ("/healthz", "/readyz", "/health", "/metrics", "/openapi.json", "/docs")
     OPEN_PREFIXES = (f"{docs.STATIC_PREFIX}/",)
 
     def __init__(self, app: ASGIApp, key: str) -> None:
@@ -117,9 +122,28 @@ async def load_startup_models(ctx: ApiContext, names: list[str]) -> None:
 
 
 def create_app(config: ServerConfig) -> Starlette:
+    def running() -> ApiContext | None:
+        return getattr(app.state, "rerankd", None)
+
+    def served_name(model_id: str) -> str | None:
+        """The registered name a request's model id resolves to; None when not served here."""
+        ctx = running()
+        try:
+            return ctx.registry.resolve(model_id)[0] if ctx is not None else None
+        except RerankdError:
+            return None
+
+    observed = Metrics(lambda: ctx.service if (ctx := running()) is not None else None)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        service = Service.create(config.registry, config.scheduler, config.tokenizer_threads)
+        service = Service.create(
+            config.registry,
+            config.scheduler,
+            config.tokenizer_threads,
+            observer=observed.observer,
+            idle_trim_seconds=config.idle_trim_seconds,
+        )
         for model in config.models:
             service.registry.register(model.name, model.source, lazy=model.lazy)
         eager = [m.name for m in config.models if not m.lazy]
@@ -138,7 +162,7 @@ def create_app(config: ServerConfig) -> Starlette:
             await service.close()
 
     app = Starlette(
-        routes=[*sie.routes, *cohere.routes, *tei.routes, *admin.routes, *docs.routes],
+        routes=[*sie.routes, *cohere.routes, *tei.routes, *admin.routes, *metrics.routes, *docs.routes],
         exception_handlers={
             RerankdError: _rerankd_error,
             HTTPException: _http_error,
@@ -148,8 +172,18 @@ def create_app(config: ServerConfig) -> Starlette:
         },
         lifespan=lifespan,
     )
-    operations = [*sie.operations, *cohere.operations, *tei.operations, *admin.operations, *docs.operations]
+    operations = [
+        *sie.operations,
+        *cohere.operations,
+        *tei.operations,
+        *admin.operations,
+        *metrics.operations,
+        *docs.operations,
+    ]
     app.state.openapi = docs.openapi_bytes(operations, config.limits)
+    app.state.metrics = observed
     if config.api_key:
         app.add_middleware(ApiKeyMiddleware, key=config.api_key)
+    # Outermost (added last): ids, the access log and metrics cover 401s from the key check too.
+    app.add_middleware(RequestMiddleware, metrics=observed.http, resolve=served_name)
     return app

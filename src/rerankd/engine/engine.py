@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from rerankd.core.compute import ComputeThreads
+from rerankd.core.memory import IdleTrim
+from rerankd.core.observer import NO_OBSERVER, Observer
 from rerankd.core.types import ScoreEntry, ScoreRequest, ScoreResult, Usage
 from rerankd.engine.scheduler import Scheduler, SchedulerConfig
 from rerankd.engine.serving import ModelProvider, Servable
@@ -33,8 +36,13 @@ class Engine:
         compute: ComputeThreads,
         config: SchedulerConfig | None = None,
         tokenizer_threads: int | None = None,
+        observer: Observer = NO_OBSERVER,
+        idle_trim: IdleTrim | None = None,
     ) -> None:
         self.models = models
+        self.observer = observer
+        # Told when requests start and end: gives freed heap back to the OS once the engine is idle.
+        self.idle_trim = idle_trim or IdleTrim(None)
         self.compute = compute
         self.config = config or SchedulerConfig()
         workers = tokenizer_threads or max(2, min(8, os.cpu_count() or 2))
@@ -42,35 +50,66 @@ class Engine:
         # Keyed weakly: when the registry drops a freed version, its scheduler goes with it.
         self._schedulers: weakref.WeakKeyDictionary[Servable, Scheduler] = weakref.WeakKeyDictionary()
 
-    def scheduler(self, served: Servable) -> Scheduler:
-        """The scheduler of one loaded version (or adapter); every request for it shares its batches."""
+    def scheduler(self, served: Servable, label: str = "") -> Scheduler:
+        """The scheduler of one loaded version (or adapter); every request for it shares its batches.
+
+        `label` names the model (or `model:adapter`) in metrics.
+        """
         scheduler = self._schedulers.get(served)
         if scheduler is None:
             family = served.family
             executor = self.compute.executor(family.placement.device)
-            scheduler = Scheduler(family, executor, self.config, pins=served.pins)
+            scheduler = Scheduler(family, executor, self.config, pins=served.pins, observer=self.observer, label=label)
             self._schedulers[served] = scheduler
         return scheduler
+
+    def queues(self) -> list[Scheduler]:
+        """Every live scheduler (for metrics)."""
+        return list(self._schedulers.values())
 
     def queue(self, served: Servable) -> Scheduler | None:
         """The scheduler of `served` if it has run anything (for reports), else None."""
         return self._schedulers.get(served)
 
     async def score(self, request: ScoreRequest) -> ScoreResult:
+        self.idle_trim.enter()
+        try:
+            return await self._score(request)
+        finally:
+            self.idle_trim.leave()
+
+    async def _score(self, request: ScoreRequest) -> ScoreResult:
         loop = asyncio.get_running_loop()
         # `model:adapter` or the request's adapter option picks a LoRA adapter: its own scheduler, same family API.
         async with self.models.use(request.model, request.options.adapter) as served:
             family = served.family
+            label = _label(request)
             texts = [item.text for item in request.items]
-            prepared = await loop.run_in_executor(
-                self._tokenize, family.prepare, request.query.text, texts, request.instruction, request.options
+            prepared, seconds = await loop.run_in_executor(
+                self._tokenize, _timed, family.prepare, request.query.text, texts, request.instruction, request.options
             )
-            outputs = await self.scheduler(served).run(prepared)
+            self.observer.tokenized(label, seconds, prepared.n_items, prepared.n_units)
+            outputs = await self.scheduler(served, label).run(prepared)
             # Scores (MaxSim, cosine...) and sorting can be real work on big requests: off the loop too.
             return await loop.run_in_executor(self._tokenize, postprocess, family, request, prepared, outputs)
 
     def close(self) -> None:
         self._tokenize.shutdown(wait=False, cancel_futures=True)
+
+
+def _label(request: ScoreRequest) -> str:
+    """The model a request ran on, as metrics name it: `model`, or `model:adapter`."""
+    adapter = request.options.adapter
+    if adapter is None or request.model.endswith(f":{adapter}"):
+        return request.model
+    return f"{request.model}:{adapter}"
+
+
+def _timed(function, *args):
+    """(function(*args), seconds it took), measured in the worker thread (not the pool's queue)."""
+    started = time.perf_counter()
+    result = function(*args)
+    return result, time.perf_counter() - started
 
 
 def postprocess(family: Family, request: ScoreRequest, prepared: Prepared, outputs) -> ScoreResult:

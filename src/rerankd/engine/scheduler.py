@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ import torch
 
 from rerankd.core.errors import InternalError, QueueFull
 from rerankd.core.holds import Holds
+from rerankd.core.observer import NO_OBSERVER, Observer
 from rerankd.models.base import Family, Prepared
 
 log = logging.getLogger(__name__)
@@ -89,12 +91,14 @@ class _Job:
         "anchored",
         "costs",
         "cursor",
+        "enqueued",
         "future",
         "order",
         "outputs",
         "prepared",
         "remaining",
         "sorted_lengths",
+        "started",
     )
 
     def __init__(self, prepared: Prepared, future: asyncio.Future) -> None:
@@ -107,6 +111,8 @@ class _Job:
         self.remaining = prepared.n_units
         self.outputs: np.ndarray | list | None = None
         self.anchored = 0
+        self.enqueued = time.perf_counter()
+        self.started = False  # its first batch was dispatched (queue wait reported)
 
     @property
     def waiting(self) -> int:
@@ -130,6 +136,8 @@ class _Job:
 class _Batch:
     parts: list[tuple[_Job, np.ndarray]]
     width: int
+    real_tokens: int = 0
+    seconds: float = 0.0  # collate + forward on the compute thread
 
     @property
     def size(self) -> int:
@@ -145,8 +153,12 @@ class Scheduler:
         executor: Executor,
         config: SchedulerConfig | None = None,
         pins: tuple[Holds, ...] = (),
+        observer: Observer = NO_OBSERVER,
+        label: str = "",
     ) -> None:
         self.family = family
+        self.observer = observer
+        self.label = label  # the model (or `model:adapter`) its metrics are reported under
         self.config = config or SchedulerConfig()
         self.max_batch_tokens = self.config.max_batch_tokens or default_batch_tokens(family.placement.device)
         self._executor = executor
@@ -164,6 +176,11 @@ class Scheduler:
     @property
     def inflight_batches(self) -> int:
         return self._inflight
+
+    @property
+    def queued_units(self) -> int:
+        """Units waiting for a batch (not yet dispatched to the compute thread)."""
+        return self._queued_units
 
     async def run(self, prepared: Prepared) -> np.ndarray | list[np.ndarray]:
         """Outputs for all units of `prepared`, in unit order."""
@@ -226,9 +243,15 @@ class Scheduler:
         self._queued_units -= taken
         self.stats.batches += 1
         self.stats.units += taken
+        real_tokens = int(sum(job.costs[units].sum() for job, units in parts))
         self.stats.padded_tokens += taken * width
-        self.stats.real_tokens += int(sum(job.costs[units].sum() for job, units in parts))
-        return _Batch(parts, width)
+        self.stats.real_tokens += real_tokens
+        now = time.perf_counter()
+        for job, _ in parts:
+            if not job.started:
+                job.started = True
+                self.observer.queue_wait(self.label, now - job.enqueued)
+        return _Batch(parts, width, real_tokens)
 
     def _execute(self, batch: _Batch) -> np.ndarray | list[np.ndarray]:
         """Collate and run one batch; on the compute thread."""
@@ -240,9 +263,11 @@ class Scheduler:
             if token_tags is not None:
                 types = job.prepared.token_tags
                 token_tags.extend(types[u] for u in units)  # type: ignore[index]
+        started = time.perf_counter()
         with torch.inference_mode():
             inputs = self.family.collate(ids, token_tags)
             outputs = self.family.forward(inputs)
+        batch.seconds = time.perf_counter() - started
         if isinstance(outputs, list):
             return [row.numpy() for row in outputs]
         return outputs.numpy()
@@ -263,6 +288,7 @@ class Scheduler:
         else:
             error = future.exception()
             if error is None:
+                self.observer.batch(self.label, batch.size, batch.real_tokens, batch.size * batch.width, batch.seconds)
                 self._scatter(batch, future.result())
                 return
             log.error("batch of %d units failed", batch.size, exc_info=error)
