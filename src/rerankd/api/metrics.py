@@ -140,6 +140,15 @@ class HttpMetrics:
             self.rejected.labels(code).inc()
 
 
+# Per-model queue gauges read from each `Scheduler` at scrape time: (metric suffix, help, attribute).
+# Token accounting adds one row: ("queue_tokens", "Tokens waiting for a batch", "queued_tokens").
+QUEUE_GAUGES = (
+    ("queue_units", "Units (sequences) waiting for a batch", "queued_units"),
+    ("queue_active_requests", "Requests in a model's queue (waiting or running)", "active_requests"),
+    ("queue_inflight_batches", "Batches dispatched to the compute thread", "inflight_batches"),
+)
+
+
 class ServiceCollector(Collector):
     """Gauges read at scrape time: queues, loaded models and their memory.
 
@@ -153,11 +162,7 @@ class ServiceCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         service = self._service()
-        units = GaugeMetricFamily(f"{PREFIX}_queue_units", "Units (sequences) waiting for a batch", labels=["model"])
-        active = GaugeMetricFamily(f"{PREFIX}_queue_active_requests", "Requests in a model's queue", labels=["model"])
-        inflight = GaugeMetricFamily(
-            f"{PREFIX}_queue_inflight_batches", "Batches dispatched to the compute thread", labels=["model"]
-        )
+        queues = [GaugeMetricFamily(f"{PREFIX}_{name}", text, labels=["model"]) for name, text, _ in QUEUE_GAUGES]
         waste = GaugeMetricFamily(
             f"{PREFIX}_padding_waste_ratio",
             "Share of computed positions that were padding, since start",
@@ -169,17 +174,14 @@ class ServiceCollector(Collector):
         loaded = GaugeMetricFamily(f"{PREFIX}_models_loaded", "Models loaded now")
         used = GaugeMetricFamily(f"{PREFIX}_models_memory_bytes", "Memory of all loaded and draining weights")
         if service is not None:
-            queues: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+            sums: dict[str, list[int]] = defaultdict(lambda: [0] * len(QUEUE_GAUGES))
             for scheduler in service.engine.queues():
-                figures = queues[scheduler.label]
-                figures[0] += scheduler.queued_units
-                # With token accounting (scheduler.queued_tokens), add a rerankd_queue_tokens gauge here.
-                figures[1] += scheduler.active_requests
-                figures[2] += scheduler.inflight_batches
-            for label, (queued, requests, batches) in sorted(queues.items()):
-                units.add_metric([label], queued)
-                active.add_metric([label], requests)
-                inflight.add_metric([label], batches)
+                figures = sums[scheduler.label]
+                for index, (_, _, attribute) in enumerate(QUEUE_GAUGES):
+                    figures[index] += getattr(scheduler, attribute)
+            for label, figures in sorted(sums.items()):
+                for gauge, figure in zip(queues, figures, strict=True):
+                    gauge.add_metric([label], figure)
             count = 0
             for name in service.registry.names():
                 version = service.registry.current(name)
@@ -190,7 +192,7 @@ class ServiceCollector(Collector):
             used.add_metric([], service.registry.memory()["used_bytes"])
         for label, (real, padded) in sorted(self._observer.token_sums.items()):
             waste.add_metric([label], 1.0 - real / padded if padded else 0.0)
-        yield from (units, active, inflight, waste, memory, loaded, used)
+        yield from (*queues, waste, memory, loaded, used)
 
 
 class Metrics:
