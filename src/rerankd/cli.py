@@ -120,6 +120,31 @@ def _add_admission_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body accepted")
 
 
+def _add_observability_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("logs and memory")
+    group.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="text: one readable line per record (default); json: one JSON object per line, for log pipelines",
+    )
+    group.add_argument(
+        "--idle-trim-seconds",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="give freed memory back to the OS after S seconds without requests (0: never)",
+    )
+    group.add_argument(
+        "--malloc-arenas",
+        type=int,
+        default=2,
+        metavar="N",
+        help="glibc malloc arenas (fewer: less memory kept after a burst; 0: glibc's default, 8 per core). "
+        "MALLOC_ARENA_MAX in the environment wins",
+    )
+
+
 def _scheduler_config(args: argparse.Namespace):
     from rerankd.engine.scheduler import SchedulerConfig
 
@@ -218,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-key", default=os.environ.get("RERANKD_API_KEY"), help="require this bearer token")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     _add_production_options(serve)
+    _add_observability_options(serve)
     _add_engine_options(serve)
 
     score = commands.add_parser("score", help="score documents against a query locally, without a server")
@@ -252,10 +278,15 @@ def build_parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     from rerankd.api.app import DEFAULT_MODEL, ModelArg, ServerConfig, create_app
     from rerankd.api.common import ApiLimits
+    from rerankd.api.logs import configure_logging
     from rerankd.api.server import serve
+    from rerankd.core.memory import limit_arenas
     from rerankd.models.runtime import configure_threads
     from rerankd.registry.registry import RegistrySettings
 
+    if args.malloc_arenas > 0 and "MALLOC_ARENA_MAX" not in os.environ:
+        limit_arenas(args.malloc_arenas)  # before the tokenizer, compute and torch threads exist
+    configure_logging(args.log_level, args.log_format)
     configure_threads(args.threads)
     lazy = set(args.lazy_models)
     models = [ModelArg.parse(text, lazy=index in lazy) for index, text in enumerate(args.model or [DEFAULT_MODEL])]
@@ -282,8 +313,8 @@ def _serve(args: argparse.Namespace) -> int:
         admin_api=args.admin_api,
         drain_timeout=args.drain_timeout,
         ready_when=args.ready_when,
+        idle_trim_seconds=args.idle_trim_seconds or None,
     )
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if config.access.admin_enabled and not args.model_root:
         logging.getLogger("rerankd").warning(
             "the admin API is on without --model-root: PUT may load any directory this process can read"

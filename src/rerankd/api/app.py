@@ -14,12 +14,14 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from rerankd.api import admin, cohere, docs, health, sie, tei
+from rerankd.api import admin, cohere, docs, health, metrics, sie, tei
 from rerankd.api.auth import Access, ApiKeyMiddleware
 from rerankd.api.common import ApiContext, ApiLimits, ClientGone
 from rerankd.api.drain import Drain, DrainMiddleware
 from rerankd.api.errors import error_response
 from rerankd.api.failsafe import InternalErrorMiddleware
+from rerankd.api.metrics import Metrics
+from rerankd.api.requests import RequestMiddleware
 from rerankd.api.service import Service
 from rerankd.core.errors import InternalError, MethodNotAllowed, NotFound, RerankdError
 from rerankd.engine.scheduler import SchedulerConfig
@@ -56,6 +58,8 @@ class ServerConfig:
     limits: ApiLimits = field(default_factory=ApiLimits)
     api_key: str | None = None
     tokenizer_threads: int | None = None
+    # Give freed heap back to the OS after this many idle seconds (None: never); see core/memory.py.
+    idle_trim_seconds: float | None = 1.0
     admin_key: str | None = None
     admin_api: bool = False  # admin writes on without an admin key (see api/auth.py)
     drain_timeout: float = 30.0
@@ -132,9 +136,28 @@ async def load_startup_models(ctx: ApiContext, names: list[str]) -> None:
 
 
 def create_app(config: ServerConfig) -> Starlette:
+    def running() -> ApiContext | None:
+        return getattr(app.state, "rerankd", None)
+
+    def served_name(model_id: str) -> str | None:
+        """The registered name a request's model id resolves to; None when not served here."""
+        ctx = running()
+        try:
+            return ctx.registry.resolve(model_id)[0] if ctx is not None else None
+        except RerankdError:
+            return None
+
+    observed = Metrics(lambda: ctx.service if (ctx := running()) is not None else None)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        service = Service.create(config.registry, config.scheduler, config.tokenizer_threads)
+        service = Service.create(
+            config.registry,
+            config.scheduler,
+            config.tokenizer_threads,
+            observer=observed.observer,
+            idle_trim_seconds=config.idle_trim_seconds,
+        )
         for model in config.models:
             service.registry.register(model.name, model.source, lazy=model.lazy)
         eager = [m.name for m in config.models if not m.lazy]
@@ -156,7 +179,7 @@ def create_app(config: ServerConfig) -> Starlette:
 
     drain = Drain(config.drain_timeout)
     app = starlette_app(
-        [*sie.routes, *cohere.routes, *tei.routes, *admin.routes, *health.routes, *docs.routes],
+        [*sie.routes, *cohere.routes, *tei.routes, *admin.routes, *health.routes, *metrics.routes, *docs.routes],
         lifespan=lifespan,
         access=config.access,
         drain=drain,
@@ -167,7 +190,12 @@ def create_app(config: ServerConfig) -> Starlette:
         *tei.operations,
         *admin.operations,
         *health.operations,
+        *metrics.operations,
         *docs.operations,
     ]
     app.state.openapi = docs.openapi_bytes(operations, config.limits)
+    app.state.metrics = observed
+    # Outermost (added last): ids, the access log and metrics cover every answer, 401s, 503s
+    # from the drain and the failsafe's 500s included.
+    app.add_middleware(RequestMiddleware, metrics=observed.http, resolve=served_name)
     return app

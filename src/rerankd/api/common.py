@@ -112,6 +112,8 @@ async def score_unless_disconnected(
 
     `fields` renames the core's field names in errors (`adapter`) to the dialect's (`options.lora`).
     """
+    request.state.model = score_request.model  # for the access log and metrics (api/requests.py)
+    request.state.items = len(score_request.items)
     try:
         return await _score(request, score_request, deadline_ms)
     except RerankdError as error:

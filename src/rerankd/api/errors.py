@@ -63,6 +63,9 @@ def error_payload(error: errors.RerankdError) -> dict:
 
 def error_response(request: Request, error: errors.RerankdError) -> Response:
     headers = {"X-Error-Code": error.code}
+    request_id = request.scope.get("state", {}).get("request_id")
+    if request_id is not None:  # also set by api/requests.py, but not on a 500 answered outside it
+        headers["X-Request-ID"] = request_id
     if error.retry_after is not None:
         headers["Retry-After"] = str(max(1, round(error.retry_after)))
     if isinstance(error, errors.Unauthorized):

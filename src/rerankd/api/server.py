@@ -68,5 +68,15 @@ class DrainingServer(uvicorn.Server):
 def serve(app: Starlette, *, host: str, port: int, log_level: str) -> None:
     """Serve `app` (built by `create_app`) until SIGTERM/SIGINT, then drain and return."""
     drain: Drain = app.state.drain
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=_AFTER_DRAIN_S)
+    # uvicorn logs through the root logger (log_config=None) in rerankd's format; its access log
+    # is off: rerankd.access writes one richer line per request (api/requests.py).
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=_AFTER_DRAIN_S,
+    )
     DrainingServer(config, drain).run()

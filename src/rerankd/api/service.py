@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rerankd.core.compute import ComputeThreads
+from rerankd.core.memory import IdleTrim
+from rerankd.core.observer import NO_OBSERVER, Observer
 from rerankd.engine.engine import Engine
 from rerankd.engine.scheduler import SchedulerConfig
 from rerankd.registry.registry import ModelRegistry, RegistrySettings
@@ -28,10 +30,16 @@ class Service:
         settings: RegistrySettings | None = None,
         scheduler: SchedulerConfig | None = None,
         tokenizer_threads: int | None = None,
+        *,
+        observer: Observer = NO_OBSERVER,
+        idle_trim_seconds: float | None = None,
     ) -> Service:
+        """`observer` is told what the engine and the registry do (metrics); `idle_trim_seconds`:
+        give freed heap back to the OS once no request has run for that long (None: never)."""
         compute = ComputeThreads()
-        registry = ModelRegistry(settings, compute)
-        return cls(registry, Engine(registry, compute, scheduler, tokenizer_threads), compute)
+        registry = ModelRegistry(settings, compute, observer)
+        engine = Engine(registry, compute, scheduler, tokenizer_threads, observer, IdleTrim(idle_trim_seconds))
+        return cls(registry, engine, compute)
 
     def describe(self, name: str) -> dict:
         """`GET /v1/models/{name}`: the registry's record plus the engine's queue for the current version."""

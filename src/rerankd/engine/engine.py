@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 
@@ -26,6 +27,8 @@ import numpy as np
 
 from rerankd.core.compute import ComputeThreads
 from rerankd.core.errors import RequestTooLarge
+from rerankd.core.memory import IdleTrim
+from rerankd.core.observer import NO_OBSERVER, Observer
 from rerankd.core.types import ScoreEntry, ScoreRequest, ScoreResult, Usage, item_id
 from rerankd.engine.scheduler import Reservation, Scheduler, SchedulerConfig
 from rerankd.engine.serving import ModelProvider, Servable
@@ -63,8 +66,13 @@ class Engine:
         compute: ComputeThreads,
         config: SchedulerConfig | None = None,
         tokenizer_threads: int | None = None,
+        observer: Observer = NO_OBSERVER,
+        idle_trim: IdleTrim | None = None,
     ) -> None:
         self.models = models
+        self.observer = observer
+        # Told when requests start and end: gives freed heap back to the OS once the engine is idle.
+        self.idle_trim = idle_trim or IdleTrim(None)
         self.compute = compute
         self.config = config or SchedulerConfig()
         workers = tokenizer_threads or max(2, min(8, os.cpu_count() or 2))
@@ -75,29 +83,45 @@ class Engine:
         # Keyed weakly: when the registry drops a freed version, its scheduler goes with it.
         self._schedulers: weakref.WeakKeyDictionary[Servable, Scheduler] = weakref.WeakKeyDictionary()
 
-    def scheduler(self, served: Servable) -> Scheduler:
-        """The scheduler of one loaded version (or adapter); every request for it shares its batches."""
+    def scheduler(self, served: Servable, label: str = "") -> Scheduler:
+        """The scheduler of one loaded version (or adapter); every request for it shares its batches.
+
+        `label` names the model (or `model:adapter`) in metrics.
+        """
         scheduler = self._schedulers.get(served)
         if scheduler is None:
             family = served.family
             executor = self.compute.executor(family.placement.device)
-            scheduler = Scheduler(family, executor, self.config, pins=served.pins)
+            scheduler = Scheduler(family, executor, self.config, pins=served.pins, observer=self.observer, label=label)
             self._schedulers[served] = scheduler
         return scheduler
+
+    def queues(self) -> list[Scheduler]:
+        """Every live scheduler (for metrics)."""
+        return list(self._schedulers.values())
 
     def queue(self, served: Servable) -> Scheduler | None:
         """The scheduler of `served` if it has run anything (for reports), else None."""
         return self._schedulers.get(served)
 
     async def score(self, request: ScoreRequest) -> ScoreResult:
+        self.idle_trim.enter()
+        try:
+            return await self._score(request)
+        finally:
+            self.idle_trim.leave()
+
+    async def _score(self, request: ScoreRequest) -> ScoreResult:
         loop = asyncio.get_running_loop()
         # `model:adapter` or the request's adapter option picks a LoRA adapter: its own scheduler, same family API.
         async with self.models.use(request.model, request.options.adapter) as served:
             family = served.family
-            scheduler = self.scheduler(served)
+            label = _label(request)
+            scheduler = self.scheduler(served, label)
             reservation = scheduler.reserve(estimate_tokens(family, request))
             try:
-                prepared = await self._prepare(family, request, reservation)
+                prepared, seconds = await self._prepare(family, request, reservation)
+                self.observer.tokenized(label, seconds, prepared.n_items, prepared.n_units)
                 self._check_tokens(prepared)
                 outputs = await scheduler.run(prepared, reservation)
             finally:
@@ -105,15 +129,15 @@ class Engine:
             # Scores (MaxSim, cosine...) and sorting can be real work on big requests: off the loop too.
             return await loop.run_in_executor(self._tokenize, postprocess, family, request, prepared, outputs)
 
-    async def _prepare(self, family: Family, request: ScoreRequest, reservation: Reservation) -> Prepared:
-        """Tokenize in the pool; a large request first waits for one of the large-request slots.
+    async def _prepare(self, family: Family, request: ScoreRequest, reservation: Reservation) -> tuple[Prepared, float]:
+        """Tokenize in the pool (and the seconds it took there); a large request first waits for a large-request slot.
 
         A cancelled request (client gone, deadline) gives its queue reservation back at once;
         a large one keeps its slot until its thread has finished, so the slots stay a true bound.
         """
         loop = asyncio.get_running_loop()
         texts = [item.text for item in request.items]
-        args = (family.prepare, request.query.text, texts, request.instruction, request.options)
+        args = (_timed, family.prepare, request.query.text, texts, request.instruction, request.options)
         try:
             if len(request.query.text) + sum(map(len, texts)) <= LARGE_REQUEST_CHARS:
                 return await loop.run_in_executor(self._tokenize, *args)
@@ -142,6 +166,21 @@ class Engine:
 
     def close(self) -> None:
         self._tokenize.shutdown(wait=False, cancel_futures=True)
+
+
+def _label(request: ScoreRequest) -> str:
+    """The model a request ran on, as metrics name it: `model`, or `model:adapter`."""
+    adapter = request.options.adapter
+    if adapter is None or request.model.endswith(f":{adapter}"):
+        return request.model
+    return f"{request.model}:{adapter}"
+
+
+def _timed(function, *args):
+    """(function(*args), seconds it took), measured in the worker thread (not the pool's queue)."""
+    started = time.perf_counter()
+    result = function(*args)
+    return result, time.perf_counter() - started
 
 
 def postprocess(family: Family, request: ScoreRequest, prepared: Prepared, outputs) -> ScoreResult:

@@ -41,6 +41,7 @@ import torch
 
 from rerankd.core.errors import InternalError
 from rerankd.core.holds import Holds
+from rerankd.core.observer import NO_OBSERVER, Observer
 from rerankd.engine.admission import FLOOR_BATCHES, TARGET_QUEUE_SECONDS, QueueBound
 from rerankd.models.base import Family, Prepared
 
@@ -102,12 +103,14 @@ class _Job:
         "anchored",
         "costs",
         "cursor",
+        "enqueued",
         "future",
         "order",
         "outputs",
         "prepared",
         "remaining",
         "sorted_lengths",
+        "started",
     )
 
     def __init__(self, prepared: Prepared, future: asyncio.Future) -> None:
@@ -120,6 +123,8 @@ class _Job:
         self.remaining = prepared.n_units
         self.outputs: np.ndarray | list | None = None
         self.anchored = 0
+        self.enqueued = time.perf_counter()
+        self.started = False  # its first batch was dispatched (queue wait reported)
 
     @property
     def waiting(self) -> int:
@@ -163,8 +168,9 @@ class Reservation:
 class _Batch:
     parts: list[tuple[_Job, np.ndarray]]
     width: int
-    tokens: int = 0
+    tokens: int = 0  # real (unpadded) tokens
     dispatched_at: float = 0.0
+    seconds: float = 0.0  # collate + forward on the compute thread
 
     @property
     def size(self) -> int:
@@ -180,8 +186,12 @@ class Scheduler:
         executor: Executor,
         config: SchedulerConfig | None = None,
         pins: tuple[Holds, ...] = (),
+        observer: Observer = NO_OBSERVER,
+        label: str = "",
     ) -> None:
         self.family = family
+        self.observer = observer
+        self.label = label  # the model (or `model:adapter`) its metrics are reported under
         self.config = config or SchedulerConfig()
         self.max_batch_tokens = self.config.max_batch_tokens or default_batch_tokens(family.placement.device)
         self._executor = executor
@@ -207,6 +217,7 @@ class Scheduler:
 
     @property
     def queued_units(self) -> int:
+        """Units waiting for a batch (not yet dispatched to the compute thread)."""
         return self._queued_units
 
     @property
@@ -294,6 +305,11 @@ class Scheduler:
         self.stats.units += taken
         self.stats.padded_tokens += taken * width
         self.stats.real_tokens += tokens
+        now = time.perf_counter()
+        for job, _ in parts:
+            if not job.started:
+                job.started = True
+                self.observer.queue_wait(self.label, now - job.enqueued)
         return _Batch(parts, width, tokens)
 
     def _execute(self, batch: _Batch) -> np.ndarray | list[np.ndarray]:
@@ -306,9 +322,11 @@ class Scheduler:
             if token_tags is not None:
                 types = job.prepared.token_tags
                 token_tags.extend(types[u] for u in units)  # type: ignore[index]
+        started = time.perf_counter()
         with torch.inference_mode():
             inputs = self.family.collate(ids, token_tags)
             outputs = self.family.forward(inputs)
+        batch.seconds = time.perf_counter() - started
         if isinstance(outputs, list):
             return [row.numpy() for row in outputs]
         return outputs.numpy()
@@ -330,6 +348,7 @@ class Scheduler:
         else:
             error = future.exception()
             if error is None:
+                self.observer.batch(self.label, batch.size, batch.tokens, batch.size * batch.width, batch.seconds)
                 self._scatter(batch, future.result())
                 return
             log.error("batch of %d units failed", batch.size, exc_info=error)

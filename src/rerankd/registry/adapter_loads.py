@@ -13,6 +13,7 @@ import logging
 import time
 
 from rerankd.core.errors import AdapterLoading, AdapterNotFound
+from rerankd.core.observer import NO_OBSERVER, ModelEvent, Observer
 from rerankd.registry.adapters import AdapterEntry, LoadedAdapter, check_adapter_name
 from rerankd.registry.entries import LoadedModel, ModelEntry, RegistrySettings
 from rerankd.registry.failures import LoadFailure, load_failed, translated_load_errors
@@ -31,9 +32,13 @@ def _not_found(entry: ModelEntry, name: str, param: str) -> AdapterNotFound:
 class AdapterLoads:
     """Every change to the adapters of the registry's models."""
 
-    def __init__(self, settings: RegistrySettings, versions: Versions) -> None:
+    def __init__(self, settings: RegistrySettings, versions: Versions, observer: Observer = NO_OBSERVER) -> None:
         self.settings = settings
         self.versions = versions
+        self.observer = observer
+
+    def _report(self, entry: ModelEntry, name: str, event: ModelEvent) -> None:
+        self.observer.model_event(f"{entry.name}:{name}", event, kind="adapter")
 
     async def acquire(self, entry: ModelEntry, version: LoadedModel, name: str, param: str) -> LoadedAdapter:
         """`name` on `version` (which the caller holds), attached first if needed; held for the caller."""
@@ -81,6 +86,7 @@ class AdapterLoads:
             if drives_state and adapter_entry.state is State.LOADING:  # else unloaded meanwhile
                 adapter_entry.lifecycle.move(State.FAILED)
             adapter_entry.error = failure.message
+            self._report(entry, name, ModelEvent.FAILED)
 
         def no_room() -> None:
             if drives_state and adapter_entry.state is State.LOADING:
@@ -102,6 +108,7 @@ class AdapterLoads:
             adapter_entry.lifecycle.move(State.LOADED)
         adapter_entry.loads += 1
         adapter_entry.last_used = time.monotonic()
+        self._report(entry, name, ModelEvent.LOADED)
 
     async def put(self, entry: ModelEntry, version: LoadedModel, name: str, source: str) -> None:
         """Attach `source` as `name` on `version` (held by the caller), replacing any adapter of that name."""
@@ -113,6 +120,7 @@ class AdapterLoads:
             adapter_entry.lifecycle.move(State.LOADING)
 
         def failed(failure: LoadFailure) -> None:
+            self._report(entry, name, ModelEvent.FAILED)
             if not serving:  # a failed replacement leaves the serving adapter as it is
                 adapter_entry.error = failure.message
                 adapter_entry.lifecycle.move(State.FAILED)
@@ -139,8 +147,10 @@ class AdapterLoads:
         adapter_entry.last_used = time.monotonic()
         previous = version.adapters.get(name)
         version.adapters[name] = loaded  # the switch: requests from here on use the new weights
+        self._report(entry, name, ModelEvent.LOADED)
         if previous is not None:
             self.versions.retire_adapter(version, previous)
+            self._report(entry, name, ModelEvent.SWAPPED)
         log.info("adapter %s:%s loaded from %s (%.1f MB)", entry.name, name, source, loaded.memory_bytes / 1e6)
 
     async def unload(self, entry: ModelEntry, name: str) -> None:
@@ -155,6 +165,7 @@ class AdapterLoads:
         if version is not None and loaded is not None:
             await self.versions.retire_adapter_and_wait(version, loaded)
         adapter_entry.lifecycle.move(State.UNLOADED)
+        self._report(entry, name, ModelEvent.UNLOADED)
         log.info("adapter %s:%s unloaded", entry.name, name)
 
     def evict(self, entry: ModelEntry, version: LoadedModel, loaded: LoadedAdapter) -> None:
@@ -165,11 +176,12 @@ class AdapterLoads:
         if adapter_entry is not None and adapter_entry.state is State.LOADED:
             adapter_entry.lifecycle.move(State.REGISTERED)
             adapter_entry.evictions += 1
+            self._report(entry, loaded.name, ModelEvent.EVICTED)
 
-    @staticmethod
-    def model_evicted(entry: ModelEntry) -> None:
+    def model_evicted(self, entry: ModelEntry) -> None:
         """The model's version went: its adapters are no longer attached anywhere."""
         for adapter_entry in entry.adapters.values():
             if adapter_entry.state is State.LOADED:
                 adapter_entry.lifecycle.move(State.REGISTERED)
                 adapter_entry.evictions += 1
+                self._report(entry, adapter_entry.name, ModelEvent.EVICTED)

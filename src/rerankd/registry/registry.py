@@ -25,6 +25,7 @@ from contextlib import asynccontextmanager
 
 from rerankd.core.compute import ComputeThreads
 from rerankd.core.errors import AdapterNotFound, InvalidRequest, ModelLoading, ModelNotFound, RerankdError
+from rerankd.core.observer import NO_OBSERVER, ModelEvent, Observer
 from rerankd.models.catalog import catalog
 from rerankd.registry.adapter_loads import AdapterLoads
 from rerankd.registry.adapters import LoadedAdapter
@@ -45,13 +46,19 @@ __all__ = ["LoadedModel", "ModelEntry", "ModelRegistry", "RegistrySettings"]
 class ModelRegistry:
     """Named models, their adapters, and their lifecycle."""
 
-    def __init__(self, settings: RegistrySettings | None = None, compute: ComputeThreads | None = None) -> None:
+    def __init__(
+        self,
+        settings: RegistrySettings | None = None,
+        compute: ComputeThreads | None = None,
+        observer: Observer = NO_OBSERVER,
+    ) -> None:
         self.settings = settings or RegistrySettings()
         self.compute = compute or ComputeThreads()
+        self.observer = observer  # told of loads, swaps, evictions, failures, unloads (metrics)
         self._entries: dict[str, ModelEntry] = {}
         self.capacity = Capacity(self.settings.max_loaded_models, self.settings.memory_budget, self._residents)
         self.versions = Versions(self.settings, self.capacity, self.compute)
-        self.adapters = AdapterLoads(self.settings, self.versions)
+        self.adapters = AdapterLoads(self.settings, self.versions, observer)
 
     # ----------------------------------------------------------------------------- names
     def names(self) -> list[str]:
@@ -141,6 +148,7 @@ class ModelRegistry:
 
         def failed(failure: LoadFailure) -> None:
             entry.failure = failure
+            self.observer.model_event(entry.name, ModelEvent.FAILED)
             if not gone():
                 entry.lifecycle.move(State.FAILED)
 
@@ -171,6 +179,7 @@ class ModelRegistry:
         entry.lifecycle.move(State.LOADED)
         entry.loads += 1
         entry.last_used = time.monotonic()
+        self.observer.model_event(entry.name, ModelEvent.LOADED)
         self.capacity.trim(frozenset({entry.name}))
         log.info(
             "model %s loaded from %s (%s, %s on %s, %.1f MB) in %.1fs",
@@ -264,6 +273,7 @@ class ModelRegistry:
 
         def failed(failure: LoadFailure) -> None:
             entry.last_swap_error = failure.message
+            self.observer.model_event(entry.name, ModelEvent.FAILED)
             log.error("hot-swap of %s to %s failed; %s keeps serving", entry.name, source, old.source)
 
         try:
@@ -289,6 +299,8 @@ class ModelRegistry:
         entry.source, entry.revision, entry.spec = source, revision, make_spec(entry.name, source)
         entry.swaps += 1
         entry.loads += 1
+        self.observer.model_event(entry.name, ModelEvent.LOADED)
+        self.observer.model_event(entry.name, ModelEvent.SWAPPED)
         entry.last_swap_error = None
         entry.last_used = time.monotonic()
         in_flight = old.holds.count
@@ -317,6 +329,7 @@ class ModelRegistry:
                 entry.lifecycle.move(State.UNLOADED)
                 if self._entries.get(name) is entry:
                     del self._entries[name]
+        self.observer.model_event(name, ModelEvent.UNLOADED)
         log.info("model %s unloaded", name)
 
     async def put_adapter(self, name: str, adapter: str, source: str) -> dict:
@@ -342,6 +355,7 @@ class ModelRegistry:
         version, entry.current = entry.current, None
         entry.lifecycle.move(State.REGISTERED)
         entry.evictions += 1
+        self.observer.model_event(entry.name, ModelEvent.EVICTED)
         self.adapters.model_evicted(entry)
         if version is not None:
             self.versions.evict(version)
