@@ -69,7 +69,10 @@ def exit_code(server: RunningServer, within: float) -> int:
 
 
 def start(start_server: Callable[..., RunningServer], model: Path, batch_tokens: int, *args: str) -> RunningServer:
-    return start_server("--model", f"m={model}", "--max-batch-tokens", str(batch_tokens), *args)
+    # The queue bound is lifted: these requests are long on purpose, and must all be in flight.
+    return start_server(
+        "--model", f"m={model}", "--max-batch-tokens", str(batch_tokens), "--max-queued-tokens", "100000000", *args
+    )
 
 
 def test_sigterm_lets_in_flight_requests_finish_and_refuses_new_ones(start_server, tiny_model, record_property):

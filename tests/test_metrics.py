@@ -149,7 +149,9 @@ def test_loads_evictions_and_memory(traffic):
 
 
 def test_load_failures_are_counted(start_server, minilm_cross_encoder_dir, broken_model_dir):
-    server = start_server("--model", f"ok={minilm_cross_encoder_dir}", "--model", f"broken={broken_model_dir}")
+    server = start_server(
+        "--model", f"ok={minilm_cross_encoder_dir}", "--model", f"broken={broken_model_dir}", "--ready-when", "any"
+    )
     body = {"model": "broken", "query": QUERY, "documents": DOCUMENTS}
     assert httpx.post(f"{server.url}/v1/rerank", json=body, timeout=TIMEOUT).status_code == 502
     samples = scrape(server.url)
