@@ -130,7 +130,7 @@ def _add_observability_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--idle-trim-seconds",
-        type=float,
+        type=_seconds,
         default=1.0,
         metavar="S",
         help="give freed memory back to the OS after S seconds without requests (0: never)",
