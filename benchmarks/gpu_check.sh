@@ -19,7 +19,7 @@ export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
 if ls "$ASSETS"/wheels/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/rerankd-site \
-    --find-links "$ASSETS/wheels" starlette uvicorn msgspec swagger-ui-py
+    --find-links "$ASSETS/wheels" starlette uvicorn msgspec swagger-ui-py prometheus-client
   export PYTHONPATH=/tmp/rerankd-site:$PWD/src
 else
   export PYTHONPATH=$PWD/src
