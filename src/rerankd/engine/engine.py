@@ -42,19 +42,17 @@ LARGE_REQUEST_CHARS = 256 * 1024
 CHARS_PER_TOKEN = 4
 
 
-def estimate_tokens(family: Family, request: ScoreRequest) -> int:
-    """The tokens `request` will likely queue, from its text lengths, before tokenizing it."""
+def estimate_tokens(family: Family, request: ScoreRequest, text_lengths: np.ndarray) -> int:
+    """The tokens `request` will likely queue, from its items' text lengths, before tokenizing it."""
     options = request.options
     chunked = options.max_tokens_per_doc is not None or options.max_chunks_per_doc is not None
     cap = family.max_length
     if chunked:
         cap = cap * options.max_chunks_per_doc if options.max_chunks_per_doc is not None else None
-    query = len(request.query.text)
-    total = 0
-    for item in request.items:
-        tokens = (query + len(item.text)) // CHARS_PER_TOKEN + 2
-        total += tokens if cap is None else min(tokens, cap)
-    return total
+    tokens = (len(request.query.text) + text_lengths) // CHARS_PER_TOKEN + 2
+    if cap is not None:
+        tokens = np.minimum(tokens, cap)
+    return int(tokens.sum())
 
 
 class Engine:
@@ -118,9 +116,11 @@ class Engine:
             family = served.family
             label = _label(request)
             scheduler = self.scheduler(served, label)
-            reservation = scheduler.reserve(estimate_tokens(family, request))
+            text_lengths = np.fromiter((len(item.text) for item in request.items), np.int64, len(request.items))
+            reservation = scheduler.reserve(estimate_tokens(family, request, text_lengths))
             try:
-                prepared, seconds = await self._prepare(family, request, reservation)
+                large = len(request.query.text) + int(text_lengths.sum()) > LARGE_REQUEST_CHARS
+                prepared, seconds = await self._prepare(family, request, reservation, large)
                 self.observer.tokenized(label, seconds, prepared.n_items, prepared.n_units)
                 self._check_tokens(prepared)
                 outputs = await scheduler.run(prepared, reservation)
@@ -129,31 +129,30 @@ class Engine:
             # Scores (MaxSim, cosine...) and sorting can be real work on big requests: off the loop too.
             return await loop.run_in_executor(self._tokenize, postprocess, family, request, prepared, outputs)
 
-    async def _prepare(self, family: Family, request: ScoreRequest, reservation: Reservation) -> tuple[Prepared, float]:
+    async def _prepare(
+        self, family: Family, request: ScoreRequest, reservation: Reservation, large: bool
+    ) -> tuple[Prepared, float]:
         """Tokenize in the pool (and the seconds it took there); a large request first waits for a large-request slot.
 
-        A cancelled request (client gone, deadline) gives its queue reservation back at once;
-        a large one keeps its slot until its thread has finished, so the slots stay a true bound.
+        A large request cancelled (client gone, deadline) while its thread runs gives its queue
+        reservation back at once but keeps its slot until the thread has finished, so the slots
+        stay a true bound (a small one's reservation goes back as the cancellation unwinds `score`).
         """
         loop = asyncio.get_running_loop()
         texts = [item.text for item in request.items]
         args = (_timed, family.prepare, request.query.text, texts, request.instruction, request.options)
-        try:
-            if len(request.query.text) + sum(map(len, texts)) <= LARGE_REQUEST_CHARS:
-                return await loop.run_in_executor(self._tokenize, *args)
-            if self._large_slots is None:
-                self._large_slots = asyncio.Semaphore(self._large_slot_count)
-            async with self._large_slots:
-                work = loop.run_in_executor(self._tokenize, *args)
-                try:
-                    return await asyncio.shield(work)
-                except asyncio.CancelledError:
-                    reservation.release()
-                    await asyncio.wait({work})
-                    raise
-        except asyncio.CancelledError:
-            reservation.release()
-            raise
+        if not large:
+            return await loop.run_in_executor(self._tokenize, *args)
+        if self._large_slots is None:
+            self._large_slots = asyncio.Semaphore(self._large_slot_count)
+        async with self._large_slots:
+            work = loop.run_in_executor(self._tokenize, *args)
+            try:
+                return await asyncio.shield(work)
+            except asyncio.CancelledError:
+                reservation.release()
+                await asyncio.wait({work})
+                raise
 
     def _check_tokens(self, prepared: Prepared) -> None:
         limit = self.config.max_tokens_per_request
