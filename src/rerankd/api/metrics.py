@@ -141,7 +141,6 @@ class HttpMetrics:
 
 
 # Per-model queue gauges read from each `Scheduler` at scrape time: (metric suffix, help, attribute).
-# Token accounting adds one row: ("queue_tokens", "Tokens waiting for a batch", "queued_tokens").
 QUEUE_GAUGES = (
     ("queue_units", "Units (sequences) waiting for a batch", "queued_units"),
     ("queue_tokens", "Tokens waiting for a batch (what --max-queued-tokens bounds)", "queued_tokens"),
