@@ -21,6 +21,31 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto (fp32 on CPU, the model's preference on GPU), float32, bfloat16, float16",
     )
+    group.add_argument(
+        "--precision",
+        choices=["exact", "fast"],
+        default="exact",
+        help="exact: the reference scores (fp32 on CPU); fast: the fastest numerics for this CPU and model whose "
+        "ranking agreement with fp32 passes a calibration at load (int8, bf16 where native)",
+    )
+    group.add_argument(
+        "--backend",
+        choices=["auto", "torch", "openvino"],
+        default="auto",
+        help="CPU execution backend for encoder models (auto: OpenVINO where it is installed and exact, else torch)",
+    )
+    group.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="where compiled models and calibrations are kept (default: $XDG_CACHE_HOME/rerankd)",
+    )
+    group.add_argument(
+        "--calibration-data",
+        type=Path,
+        default=None,
+        help="JSONL of {query, documents} that --precision fast calibrates on (default: a built-in set)",
+    )
     group.add_argument("--threads", type=int, default=None, help="CPU threads for model math (default: all cores)")
     group.add_argument("--max-batch-tokens", type=int, default=None, help="padded tokens per batch")
     group.add_argument("--max-batch-size", type=int, default=None, help="sequences per batch")
@@ -296,6 +321,10 @@ def _serve(args: argparse.Namespace) -> int:
         registry=RegistrySettings(
             device=args.device,
             dtype=args.dtype,
+            precision=args.precision,
+            backend=args.backend,
+            cache_dir=args.cache_dir,
+            calibration_data=args.calibration_data,
             allow_download=args.allow_download,
             load_timeout=args.load_timeout,
             max_loaded_models=args.max_loaded_models,
@@ -343,7 +372,15 @@ def _score(args: argparse.Namespace) -> int:
     model = ModelArg.parse(args.model)
 
     async def run() -> dict:
-        settings = RegistrySettings(device=args.device, dtype=args.dtype, allow_pickle=args.allow_pickle)
+        settings = RegistrySettings(
+            device=args.device,
+            dtype=args.dtype,
+            precision=args.precision,
+            backend=args.backend,
+            cache_dir=args.cache_dir,
+            calibration_data=args.calibration_data,
+            allow_pickle=args.allow_pickle,
+        )
         service = Service.create(settings, _scheduler_config(args))
         service.registry.register(model.name, model.source)
         try:

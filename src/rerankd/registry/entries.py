@@ -24,6 +24,14 @@ class RegistrySettings:
 
     device: str = "auto"
     dtype: str = "auto"
+    # "exact" (reference scores) or "fast" (calibrated reduced precision); see models/execution.py.
+    precision: str = "exact"
+    # CPU execution backend for encoder families: "auto", "torch" or "openvino".
+    backend: str = "auto"
+    # Compiled models and calibrations (None: $XDG_CACHE_HOME/rerankd).
+    cache_dir: Path | None = None
+    # JSONL of {query, documents} for --precision fast's calibration (None: the built-in set).
+    calibration_data: Path | None = None
     # Catalog ids never registered load on first request only when set; also governs
     # whether sources given at run time (PUT) may be fetched from the hub.
     allow_download: bool = False
