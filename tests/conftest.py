@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,6 +22,10 @@ from rerankd.bench.server import RunningServer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Compiled models, calibration choices and built checkpoints go to a cache of this session's
+# own (servers started by tests inherit it): a developer's ~/.cache never decides a test.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="rerankd-test-cache-")
+atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -53,7 +53,12 @@ async def list_models(request: Request) -> Response:
     known = registry.describe_catalog()
     models = served + known
     # `data` is the OpenAI-style list; `models` is what sie-sdk's list_models() reads.
-    return _reply(request, wire.ModelList(object="list", data=models, models=models, memory=registry.memory()))
+    return _reply(
+        request,
+        wire.ModelList(
+            object="list", data=models, models=models, memory=registry.memory(), hardware=registry.hardware()
+        ),
+    )
 
 
 async def get_model(request: Request) -> Response:

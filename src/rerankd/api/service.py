@@ -6,14 +6,18 @@ app and for the in-process users (`rerankd score`, `rerankd bench`, tests).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from rerankd.core.compute import ComputeThreads
+from rerankd.core.cpu import detect
 from rerankd.core.memory import IdleTrim
 from rerankd.core.observer import NO_OBSERVER, Observer
 from rerankd.engine.engine import Engine
 from rerankd.engine.scheduler import SchedulerConfig
 from rerankd.registry.registry import ModelRegistry, RegistrySettings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -37,6 +41,7 @@ class Service:
         """`observer` is told what the engine and the registry do (metrics); `idle_trim_seconds`:
         give freed heap back to the OS once no request has run for that long (None: never)."""
         compute = ComputeThreads()
+        log.info("CPU: %s", detect().describe())
         registry = ModelRegistry(settings, compute, observer)
         engine = Engine(registry, compute, scheduler, tokenizer_threads, observer, IdleTrim(idle_trim_seconds))
         return cls(registry, engine, compute)

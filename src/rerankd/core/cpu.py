@@ -135,9 +135,7 @@ class CpuInfo:
     def describe(self) -> str:
         """One log line."""
         bf16 = f"bf16 native ({self.bf16_kernel})" if self.native_bf16 else "bf16 emulated"
-        cores = f"{self.usable_cpus} usable CPUs" + (
-            f" of {self.physical_cores} cores" if self.physical_cores else ""
-        )
+        cores = f"{self.usable_cpus} usable CPUs" + (f" of {self.physical_cores} cores" if self.physical_cores else "")
         cap = f", capped by {self.cap}" if self.cap else ""
         l3 = self.caches.get("L3")
         cache = f", L3 {l3 // 2**20} MiB" if l3 else ""

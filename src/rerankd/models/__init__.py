@@ -8,16 +8,27 @@ import torch
 
 from rerankd.models.base import Family, Prepared
 from rerankd.models.catalog import ModelSpec
+from rerankd.models.execution import ExecutionOptions, configure_execution
 from rerankd.models.runtime import Placement
 
 
-def build_family(spec: ModelSpec, placement: Placement, model_dir: Path) -> Family:
-    """Load the network and tokenizer of `spec` from `model_dir` into its family class."""
+def build_family(
+    spec: ModelSpec, placement: Placement, model_dir: Path, execution: ExecutionOptions | None = None
+) -> Family:
+    """Load the network and tokenizer of `spec` from `model_dir` into its family class.
+
+    Then decide how it runs (`models/execution.py`): torch or a compiled backend, exact or `fast`.
+    """
     family = _construct(spec, placement, model_dir)
     if placement.feed_forward_dtype is not None and isinstance(family.network, torch.nn.Module):
         from rerankd.models.precision import half_feed_forward
 
         half_feed_forward(family.network, placement.feed_forward_dtype)
+    try:
+        configure_execution(family, model_dir, execution or ExecutionOptions())
+    except BaseException:
+        family.close()
+        raise
     return family
 
 
@@ -45,4 +56,4 @@ def _construct(spec: ModelSpec, placement: Placement, model_dir: Path) -> Family
     raise ValueError(f"unknown model family {spec.family!r}")
 
 
-__all__ = ["Family", "ModelSpec", "Prepared", "build_family"]
+__all__ = ["ExecutionOptions", "Family", "ModelSpec", "Prepared", "build_family"]

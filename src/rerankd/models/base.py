@@ -11,9 +11,11 @@ three different places:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -91,6 +93,13 @@ class Family(ABC):
         self.placement = placement
         self.pad_id = 0
         self.network: torch.nn.Module | None = None
+        # Encoder families: the network as one function of named token tensors (models/graphs.py),
+        # which a backend may compile (`compiled`); None: the family runs its network its own way.
+        self.graph: torch.nn.Module | None = None
+        self.compiled: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None
+        # How the network runs (backend, numerics, calibration): what GET /v1/models reports.
+        self.execution: dict[str, Any] = {}
+        self._eager = False
 
     @property
     @abstractmethod
@@ -147,9 +156,31 @@ class Family(ABC):
             batch["token_type_ids"] = torch.from_numpy(types).to(device)
         return batch
 
+    def run_graph(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The graph's output for a batch: compiled when a backend compiled it, else eager torch."""
+        if self.compiled is not None and not self._eager:
+            return self.compiled(inputs)
+        assert self.graph is not None
+        return self.graph(**inputs)
+
+    @contextmanager
+    def eager(self) -> Iterator[None]:
+        """Run the torch network itself meanwhile (LoRA adapters hook torch modules, not compiled ones).
+
+        Only the compute thread runs a family's forward passes, one at a time, so the switch
+        can never leak into another batch.
+        """
+        self._eager = True
+        try:
+            yield
+        finally:
+            self._eager = False
+
     def close(self) -> None:
         """Drop references to weights so their memory can be reclaimed."""
         self.network = None
+        self.graph = None
+        self.compiled = None
 
 
 def max_over_units(unit_scores: np.ndarray, unit_item: np.ndarray | None, n_items: int) -> np.ndarray:

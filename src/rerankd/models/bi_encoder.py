@@ -17,6 +17,7 @@ from transformers import AutoModel
 from rerankd.core.types import ScoreOptions
 from rerankd.models.base import Family, Prepared
 from rerankd.models.catalog import ModelSpec
+from rerankd.models.graphs import PooledGraph, first_token_last_layer
 from rerankd.models.hf import load_network, module_bytes, read_config, uses_token_types
 from rerankd.models.limits import max_sequence_length, position_limit
 from rerankd.models.runtime import Placement
@@ -61,6 +62,8 @@ class BiEncoderFamily(Family):
         self._max_length = max_sequence_length(st_max, spec.max_length, loaded.model_max_length, position_limit(config))
         self.network = load_network(AutoModel, model_dir, placement)
         self._type_ids = uses_token_types(self.network, config)
+        self.first_token_only = first_token_last_layer(self.network, reads_first_token_only=self.pooling == "cls")
+        self.graph = PooledGraph(self.network, self.pooling)
 
     @property
     def max_length(self) -> int:
@@ -87,12 +90,7 @@ class BiEncoderFamily(Family):
         )
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        hidden = self.network(**inputs).last_hidden_state.float()
-        if self.pooling == "cls":
-            return hidden[:, 0].cpu()
-        mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        summed = (hidden * mask).sum(dim=1)
-        return (summed / mask.sum(dim=1).clamp(min=1e-9)).cpu()
+        return self.run_graph(inputs).cpu()
 
     def scores(self, prepared: Prepared, outputs: np.ndarray, raw: bool) -> np.ndarray:
         vectors = outputs.astype(np.float64)

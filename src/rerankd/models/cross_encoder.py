@@ -25,6 +25,7 @@ from transformers import AutoModelForSequenceClassification
 
 from rerankd.models.base import Prepared, max_over_units, sigmoid
 from rerankd.models.catalog import TRUNCATIONS, ModelSpec
+from rerankd.models.graphs import LogitsGraph, first_token_last_layer, reads_first_token
 from rerankd.models.hf import load_network, module_bytes, read_config, uses_token_types
 from rerankd.models.limits import max_sequence_length, position_limit
 from rerankd.models.pairs import PairFamily
@@ -92,6 +93,10 @@ class CrossEncoderFamily(PairFamily):
         else:
             self.activation = activation_from_config(config, self.num_labels)
         self.segment_ids = uses_token_types(self.network, config)
+        self.first_token_only = first_token_last_layer(
+            self.network, reads_first_token_only=reads_first_token(self.network)
+        )
+        self.graph = LogitsGraph(self.network)
 
     @property
     def max_length(self) -> int:
@@ -112,7 +117,7 @@ class CrossEncoderFamily(PairFamily):
         return self.query_cap or max(1, (self.max_length - self.template.num_special) // 2)
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.network(**inputs).logits.float().cpu()
+        return self.run_graph(inputs).cpu()
 
     def scores(self, prepared: Prepared, outputs: np.ndarray, raw: bool) -> np.ndarray:
         if self.num_labels == 1:

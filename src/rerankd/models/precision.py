@@ -40,15 +40,30 @@ def is_feed_forward(name: str) -> bool:
 
 def half_feed_forward(network: torch.nn.Module, dtype: torch.dtype) -> int:
     """Swap the network's feed-forward Linear layers for `HalfLinear`; returns how many."""
+    return len(swap_feed_forward(network, dtype))
+
+
+def swap_feed_forward(network: torch.nn.Module, dtype: torch.dtype) -> list[tuple[str, torch.nn.Linear]]:
+    """`half_feed_forward`, returning the replaced layers by name so that `restore` can put them back."""
     targets = [
         (name, module)
         for name, module in network.named_modules()
         if type(module) is torch.nn.Linear and is_feed_forward(name)
     ]
     for name, module in targets:
-        parent_name, _, child = name.rpartition(".")
-        parent = network.get_submodule(parent_name) if parent_name else network
-        setattr(parent, child, HalfLinear(module, dtype))
+        _set_submodule(network, name, HalfLinear(module, dtype))
     if not targets:
         log.warning("no feed-forward layers recognised in %s: it runs in fp32", type(network).__name__)
-    return len(targets)
+    return targets
+
+
+def restore(network: torch.nn.Module, replaced: list[tuple[str, torch.nn.Linear]]) -> None:
+    """Undo `swap_feed_forward` (a calibration that did not keep it)."""
+    for name, module in replaced:
+        _set_submodule(network, name, module)
+
+
+def _set_submodule(network: torch.nn.Module, name: str, module: torch.nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = network.get_submodule(parent_name) if parent_name else network
+    setattr(parent, child, module)

@@ -64,6 +64,20 @@ def resolve_placement(requested: str | None, device: torch.device, preferred: st
     return Placement(device, dtype)
 
 
+def hardware_report() -> dict:
+    """The CPU as rerankd sees it (core/cpu.py), PyTorch's kernel level and the CPU backends present."""
+    from rerankd.core.cpu import detect
+    from rerankd.models import openvino_runtime
+
+    report = detect().summary()
+    report["torch_capability"] = torch.backends.cpu.get_cpu_capability()
+    report["torch_threads"] = torch.get_num_threads()
+    report["openvino"] = openvino_runtime.version() if openvino_runtime.available() else None
+    if torch.cuda.is_available():
+        report["gpu"] = torch.cuda.get_device_name()
+    return report
+
+
 def configure_threads(threads: int | None = None) -> int:
     """Use every core for intra-op math unless told otherwise; returns the count in use."""
     if threads is None:

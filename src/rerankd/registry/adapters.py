@@ -47,8 +47,12 @@ class AdapterFamily:
         self._key = key
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> Any:
-        """Runs on the compute thread, which runs every forward of this network one at a time."""
-        with self._host.activate(self._key):
+        """Runs on the compute thread, which runs every forward of this network one at a time.
+
+        Always on the torch network (`eager`): the adapter's hooks live on its modules, a
+        compiled backend would not see them.
+        """
+        with self._host.activate(self._key), self._base.eager():
             return self._base.forward(inputs)
 
     def __getattr__(self, name: str) -> Any:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rerankd.core.errors import InvalidRequest
 from rerankd.core.holds import Holds
-from rerankd.models import Family
+from rerankd.models import ExecutionOptions, Family
 from rerankd.models.catalog import ModelSpec, lookup
 from rerankd.models.lora import LoraHost
 from rerankd.models.runtime import Placement
@@ -42,6 +42,10 @@ class RegistrySettings:
     model_roots: tuple[Path, ...] = ()
     # Pickled weights (pytorch_model.bin, adapter_model.bin) load only when set.
     allow_pickle: bool = False
+
+    @property
+    def execution(self) -> ExecutionOptions:
+        return ExecutionOptions(self.precision, self.backend, self.cache_dir, self.calibration_data)
 
 
 @dataclass(eq=False)  # identity: versions are hashed and compared by `is` (the engine keys schedulers by them)

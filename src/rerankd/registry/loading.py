@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from rerankd.models import Family, build_family
+from rerankd.models import ExecutionOptions, Family, build_family
 from rerankd.models.catalog import ModelSpec, detect_spec
 from rerankd.models.lora import LoraAdapter, LoraHost
 from rerankd.models.runtime import Placement, resolve_device, resolve_placement
@@ -35,6 +35,7 @@ class Located:
     spec: ModelSpec
     placement: Placement
     estimate: int
+    execution: ExecutionOptions = field(default_factory=ExecutionOptions)
 
 
 @dataclass
@@ -56,6 +57,7 @@ def locate(
     allow_download: bool,
     roots: Sequence[Path] = (),
     allow_pickle: bool = False,
+    execution: ExecutionOptions | None = None,
 ) -> Located:
     """Find the weights (downloading only if allowed) and decide how to place them."""
     directory = resolve_source(source, allow_download=allow_download, revision=revision, roots=roots)
@@ -64,13 +66,15 @@ def locate(
     spec = spec or detect_spec(name, source, directory)
     placement_device = resolve_device(device)
     placement = resolve_placement(dtype, placement_device, spec.dtype)
-    return Located(directory, spec, placement, estimate_weight_bytes(directory, placement.dtype))
+    estimate = estimate_weight_bytes(directory, placement.dtype)
+    return Located(directory, spec, placement, estimate, execution or ExecutionOptions())
 
 
 def build(located: Located, adapters: list[tuple[str, LoraAdapter]]) -> Built:
     """Read and place the weights, then attach `adapters` (a hot-swap re-applies the old version's)."""
-    family = build_family(located.spec, located.placement, located.directory)
-    memory = family.parameters_bytes()
+    family = build_family(located.spec, located.placement, located.directory, located.execution)
+    # A compiled backend holds its own copy of the weights (the torch ones stay for adapters).
+    memory = family.parameters_bytes() + int(family.execution.get("compiled_bytes", 0))
     host = None
     attached: list[tuple[str, str, LoraAdapter, int]] = []
     if adapters:

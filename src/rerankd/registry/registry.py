@@ -27,6 +27,7 @@ from rerankd.core.compute import ComputeThreads
 from rerankd.core.errors import AdapterNotFound, InvalidRequest, ModelLoading, ModelNotFound, RerankdError
 from rerankd.core.observer import NO_OBSERVER, ModelEvent, Observer
 from rerankd.models.catalog import catalog
+from rerankd.models.runtime import hardware_report
 from rerankd.registry.adapter_loads import AdapterLoads
 from rerankd.registry.adapters import LoadedAdapter
 from rerankd.registry.capacity import Capacity, Resident
@@ -396,6 +397,10 @@ class ModelRegistry:
         if adapter_entry is None:
             raise AdapterNotFound(f"model '{name}' has no adapter '{adapter}'", param="adapter")
         return describe_adapter(entry, adapter_entry)
+
+    def hardware(self) -> dict:
+        """What `GET /v1/models` says about the machine every dtype and backend choice starts from."""
+        return hardware_report()
 
     def memory(self) -> dict:
         """Totals for `GET /v1/models`: what is resident against the limits."""

@@ -43,6 +43,7 @@ def describe_model(entry: ModelEntry) -> dict:
             max_sequence_length=family.max_length,
             accepts_instruction=family.accepts_instruction,
             queue={"in_flight_requests": version.requests, "holds": version.holds.count},
+            execution=family.execution,
         )
     if entry.swap_source is not None:
         info["swap"] = {"state": State.LOADING.value, "source": entry.swap_source}

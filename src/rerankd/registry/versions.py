@@ -72,6 +72,7 @@ class Versions:
             allow_download=allow_download,
             roots=self.settings.model_roots,
             allow_pickle=self.settings.allow_pickle,
+            execution=self.settings.execution,
         )
         estimate = located.estimate + sum(a.memory_bytes for a in adapters)
         _check_wanted(name, abandoned)

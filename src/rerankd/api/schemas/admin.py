@@ -86,6 +86,13 @@ class ModelInfo(msgspec.Struct):
     max_sequence_length: int | None = None
     accepts_instruction: bool | None = None
     queue: Annotated[dict[str, Any] | None, Meta(description="scheduler counters of the loaded version")] = None
+    execution: Annotated[
+        dict[str, Any] | None,
+        Meta(
+            description="how the loaded version runs: precision (exact/fast), backend (torch/openvino), numerics, "
+            "whether the last layer is computed for the first token only, and the check or calibration behind it"
+        ),
+    ] = None
     swap: Annotated[dict[str, Any] | None, Meta(description="a hot-swap in progress")] = None
     last_error: LastError | None = None
     last_swap_error: str | None = None
@@ -134,6 +141,13 @@ class ModelList(msgspec.Struct):
     data: Annotated[ModelEntries, Meta(description="the OpenAI-style list")]
     models: Annotated[ModelEntries, Meta(description="the same list, where sie-sdk's list_models() reads it")]
     memory: Annotated[dict[str, Any], Meta(extra_json_schema=_ref("MemoryInfo"))]
+    hardware: Annotated[
+        dict[str, Any],
+        Meta(
+            description="the CPU (features after ONEDNN_MAX_CPU_ISA / ATEN_CPU_CAPABILITY caps, cores, caches, "
+            "whether bf16 is native, the int8 instructions), PyTorch's kernel level and the CPU backends installed"
+        ),
+    ] = {}
 
 
 # `GET /v1/models/{name}`: a served model, a catalog id, or `name:adapter` (a JSON Schema: msgspec

@@ -1,0 +1,137 @@
+"""OpenVINO and NNCF, imported the only way rerankd allows: with their telemetry unable to load.
+
+Both send usage data to Google Analytics through the `openvino-telemetry` package, which they
+depend on: OpenVINO on every `convert_model`, NNCF on every `quantize`. Before either is
+imported, `openvino_telemetry` is made unimportable in this process (`sys.modules[...] =
+None`), so both fall back to their own no-op stubs whether or not the package is installed,
+and NNCF's `NNCF_CI` switch is set as well. `.ci/run` also uninstalls the package.
+
+Everything OpenVINO-specific lives here: converting a torch module, saving and reading IR
+(never fp16-compressed: `save_model` compresses weights to fp16 by default, which alone moves
+scores by ~3e-3), compiling with an explicit inference precision (OpenVINO's own default is
+bf16 on CPUs that have it, which is not exact), and post-training int8 quantization.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def block_telemetry() -> None:
+    """Make `openvino_telemetry` unimportable here (unless something already imported it)."""
+    sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
+    os.environ.setdefault("NNCF_CI", "1")
+
+
+block_telemetry()
+
+
+def available() -> bool:
+    """Whether OpenVINO imports here (it is a dependency, but a platform may lack wheels)."""
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def version() -> str:
+    import openvino as ov
+
+    return ov.get_version()
+
+
+def convert(module: torch.nn.Module, example: dict[str, torch.Tensor]) -> Any:
+    """An `ov.Model` of `module`, traced on `example`, with every input (batch, length) dynamic."""
+    import openvino as ov
+
+    inputs = [(name, [-1] * tensor.dim(), ov.Type.i64) for name, tensor in example.items()]
+    with torch.inference_mode():
+        return ov.convert_model(module, example_input=example, input=inputs)
+
+
+def save(model: Any, path: Path) -> Path:
+    """IR files at `path` (.xml + .bin), weights kept in full precision; written then renamed."""
+    import openvino as ov
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.stem}-{os.getpid()}.xml")
+    ov.save_model(model, str(staging), compress_to_fp16=False)
+    staging.with_suffix(".bin").replace(path.with_suffix(".bin"))
+    staging.replace(path)
+    return path
+
+
+def read(path: Path) -> Any:
+    import openvino as ov
+
+    return ov.Core().read_model(str(path))
+
+
+# Inference precisions, by rerankd's name for them.
+PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
+
+
+def compile_model(model: Any, precision: str, threads: int) -> Any:
+    """Compile for the CPU: one stream on `threads` threads (the latency hint), the given precision.
+
+    Non-quantized operations run in `precision`; int8 ones stay int8 either way.
+    """
+    import openvino as ov
+
+    config = {
+        "INFERENCE_PRECISION_HINT": PRECISIONS[precision],
+        "PERFORMANCE_HINT": "LATENCY",
+        "NUM_STREAMS": 1,
+        "INFERENCE_NUM_THREADS": max(1, threads),
+    }
+    return ov.Core().compile_model(model, "CPU", config)
+
+
+def quantize_int8(model: Any, batches: Sequence[dict[str, np.ndarray]], ignored: Iterable[str] = ()) -> Any:
+    """Static int8 (NNCF post-training quantization) calibrated on `batches`.
+
+    `model_type=TRANSFORMER` keeps the numerically delicate parts (softmax inputs, layer norms)
+    out of int8; `ignored` names further operations to leave in full precision.
+    """
+    import nncf
+
+    dataset = nncf.Dataset(list(batches))
+    scope = nncf.IgnoredScope(names=list(ignored), validate=False) if ignored else None
+    return nncf.quantize(
+        model,
+        dataset,
+        model_type=nncf.ModelType.TRANSFORMER,
+        subset_size=len(batches),
+        ignored_scope=scope,
+    )
+
+
+def matmul_names(model: Any) -> list[str]:
+    """Friendly names of the model's MatMul operations (for ignored scopes)."""
+    return [op.get_friendly_name() for op in model.get_ops() if op.get_type_name() == "MatMul"]
+
+
+class CompiledNetwork:
+    """A compiled OpenVINO model called like the torch graph it came from: named tensors in, one tensor out.
+
+    Used from one thread at a time (the compute thread; calibration before the model serves).
+    The output is copied: OpenVINO reuses its output buffer on the next call.
+    """
+
+    def __init__(self, compiled: Any, input_names: Sequence[str]) -> None:
+        self._compiled = compiled
+        self._request = compiled.create_infer_request()
+        self._inputs = tuple(input_names)
+
+    def __call__(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        feed = {name: inputs[name].numpy() for name in self._inputs}
+        output = self._request.infer(feed)[0]
+        return torch.from_numpy(np.array(output, dtype=np.float32, copy=True))
