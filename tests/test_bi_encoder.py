@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from support.ranking import assert_same_ranking
 from support.reference import bi_encoder_scores
 
 from rerankd import Client
@@ -18,7 +19,8 @@ def test_bi_encoder_scores_equal_sentence_transformers_cosine(server, minilm_bi_
     for entry in result.scores:
         got[entry.index] = entry.score
     assert np.abs(got - reference).max() <= 1e-5
-    assert [e.index for e in result.scores] == list(np.argsort(-reference, kind="stable"))
+    # sentence-transformers batches by length, rerankd otherwise: scores within float noise may swap
+    assert_same_ranking([e.index for e in result.scores], reference, 1e-5)
 
 
 def test_relevant_text_outranks_unrelated_text(server):

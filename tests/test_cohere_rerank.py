@@ -5,8 +5,13 @@ from __future__ import annotations
 import httpx
 import numpy as np
 import pytest
+from support.ranking import assert_same_ranking
 
 from rerankd import Client
+
+# A request for a subset of the fixture's documents batches (so pads) them differently: its scores
+# equal the fixture's only to float noise, and near-ties may swap.
+SUBSET_TOL = 1e-5
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +54,8 @@ def test_documents_as_objects_and_v2_route(server, sie_scores):
         response = httpx.post(server.url + path, json=body, timeout=60)
         assert response.status_code == 200, response.text
         data = response.json()
-        assert [r["index"] for r in data["results"]] == list(np.argsort(-expected[:5], kind="stable")[:2])
+        assert_same_ranking([r["index"] for r in data["results"]], expected[:5], SUBSET_TOL, top_k=2)
+        assert max(abs(r["relevance_score"] - expected[r["index"]]) for r in data["results"]) <= SUBSET_TOL
         assert data["meta"]["api_version"]["version"] == path[2]
 
 
@@ -59,9 +65,9 @@ def test_tei_rerank_route(server, sie_scores):
     response = httpx.post(f"{server.url}/rerank", json=body, timeout=60)
     assert response.status_code == 200, response.text
     data = response.json()
-    assert [row["index"] for row in data] == list(np.argsort(-expected[:6], kind="stable"))
+    assert_same_ranking([row["index"] for row in data], expected[:6], SUBSET_TOL)
     assert all(row["text"] == documents[row["index"]] for row in data)
-    assert np.allclose([row["score"] for row in data], np.sort(expected[:6])[::-1])
+    assert max(abs(row["score"] - expected[row["index"]]) for row in data) <= SUBSET_TOL
 
 
 def test_tei_refuses_long_text_unless_truncate(server):

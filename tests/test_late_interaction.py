@@ -22,6 +22,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from support.colbert_checkpoint import build_colbert
+from support.ranking import assert_same_ranking
 
 from rerankd import Client
 from rerankd.bench.checkpoints import minilm_dir
@@ -32,6 +33,7 @@ ANSWERAI = "answerdotai/answerai-colbert-small-v1"
 BI_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 # answerai's test checkpoint has a short document limit, so truncation and chunking show up.
 ANSWERAI_DOC_MAXLEN = 64
+TOLERANCE = 1e-4  # |score - reference|; also what counts as a tie in a ranking check
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +154,7 @@ def by_index(result) -> np.ndarray:
 @pytest.mark.parametrize("model", [COLBERT_V2, ANSWERAI])
 def test_maxsim_equals_colbert_reference_on_trec(colbert_server, references, trec, model):
     for query in trec[:2]:
-        documents = list(dict.fromkeys(query.documents))[:40]  # TREC repeats some passages: no exact ties
+        documents = list(dict.fromkeys(query.documents))[:40]  # distinct texts; the 64-token cut still ties some
         expected = references[model].score(query.query, documents)
         assert expected.max() - expected.min() > 0.5  # spread: the ranking check means something
         with Client(colbert_server.url) as client:
@@ -160,10 +162,11 @@ def test_maxsim_equals_colbert_reference_on_trec(colbert_server, references, tre
             cohere = client.rerank(model, query.query, documents)
         got = by_index(result)
         print(f"\n{model}: {len(documents)} documents, max |Δ| vs reference {np.abs(got - expected).max():.1e}")
-        assert np.abs(got - expected).max() <= 1e-4
-        assert [e.index for e in result.scores] == list(np.argsort(-expected, kind="stable"))
-        assert [r.index for r in cohere.results] == [e.index for e in result.scores]
-        assert np.abs(np.array([r.relevance_score for r in cohere.results]) - np.sort(expected)[::-1]).max() <= 1e-4
+        assert np.abs(got - expected).max() <= TOLERANCE
+        assert_same_ranking([e.index for e in result.scores], expected, TOLERANCE)
+        assert_same_ranking([r.index for r in cohere.results], expected, TOLERANCE)
+        cohere_delta = np.array([r.relevance_score - expected[r.index] for r in cohere.results])
+        assert np.abs(cohere_delta).max() <= TOLERANCE
 
 
 def test_documents_truncate_at_doc_maxlen_and_are_flagged(colbert_server, references, trec):

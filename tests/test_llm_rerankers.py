@@ -35,6 +35,7 @@ from support.llm_reference import (
     qwen3_inputs,
     qwen3_scores,
 )
+from support.ranking import assert_same_ranking
 
 from rerankd import Client
 from rerankd.core.types import ScoreOptions
@@ -88,17 +89,19 @@ def reference_raw(name: str, model_dir: Path, query: str, documents: list[str], 
 
 def served(client: Client, name: str, query: str, documents: list[str], **kwargs) -> tuple[np.ndarray, list[bool]]:
     """Scores (and truncation flags) in request order."""
+    scores, flags, _ = served_ranked(client, name, query, documents, **kwargs)
+    return scores, flags
+
+
+def served_ranked(client: Client, name: str, query: str, documents: list[str], **kwargs):
+    """`served` plus the response's own order (indices, best first), for the ranking checks."""
     result = client.score(name, query, documents, **kwargs)
     scores = np.empty(len(documents))
     flags = [False] * len(documents)
     for entry in result.scores:
         scores[entry.index] = entry.score
         flags[entry.index] = entry.truncated
-    return scores, flags
-
-
-def assert_same_ranking(got: np.ndarray, expected: np.ndarray) -> None:
-    assert np.array_equal(np.argsort(-got, kind="stable"), np.argsort(-expected, kind="stable"))
+    return scores, flags, [entry.index for entry in result.scores]
 
 
 @pytest.mark.parametrize("name", [GEMMA, QWEN3, MXBAI])
@@ -108,13 +111,13 @@ def test_scores_match_reference(llm_server, llm_dirs, trec, name):
             documents = query.documents[:40]
             expected = reference_raw(name, llm_dirs[name], query.query, documents)
             assert np.ptp(expected) > 0.1  # random weights still spread the scores
-            raw, _ = served(client, name, query.query, documents, options={"raw_scores": True})
-            normalised, _ = served(client, name, query.query, documents)
+            raw, _, raw_order = served_ranked(client, name, query.query, documents, options={"raw_scores": True})
+            normalised, _, order = served_ranked(client, name, query.query, documents)
             print(f"\n{name}: {len(documents)} documents, max |Δ| vs reference {np.abs(raw - expected).max():.1e}")
             assert np.abs(raw - expected).max() <= TOL
             assert np.abs(normalised - sigmoid(expected)).max() <= TOL
-            assert_same_ranking(raw, expected)
-            assert_same_ranking(normalised, expected)
+            assert_same_ranking(raw_order, expected, TOL)
+            assert_same_ranking(order, sigmoid(expected), TOL)
 
 
 def test_qwen3_default_score_is_p_yes(llm_server, llm_dirs, trec):

@@ -6,6 +6,7 @@ import httpx
 import msgpack
 import numpy as np
 import pytest
+from support.ranking import assert_same_ranking
 from support.reference import cross_encoder_scores
 
 from rerankd import Client, Item
@@ -37,7 +38,7 @@ def test_sdk_scores_equal_cross_encoder_reference_sorted(server, minilm_cross_en
     assert [entry.rank for entry in result.scores] == list(range(100))
     got = np.array([entry.score for entry in sorted(result.scores, key=lambda e: int(e.item_id))])
     assert np.abs(got - reference).max() <= 1e-5
-    assert list(np.argsort(-got, kind="stable")) == list(np.argsort(-reference, kind="stable"))
+    assert_same_ranking(ids, reference, 1e-5)  # near-ties (within float noise) may come back in either order
     assert result.usage["input_tokens"] > result.usage["input_tokens_details"]["content_tokens"] > 0
 
 
