@@ -6,10 +6,13 @@ can report what it chose.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
 import torch
+
+log = logging.getLogger(__name__)
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -60,6 +63,13 @@ def resolve_placement(requested: str | None, device: torch.device, preferred: st
     """
     dtype = resolve_dtype(requested, device, preferred)
     if device.type == "cpu" and dtype in (torch.bfloat16, torch.float16):
+        from rerankd.core.cpu import detect
+
+        cpu = detect()
+        if dtype == torch.bfloat16 and not cpu.native_bf16:
+            log.warning(
+                "--dtype bfloat16 on a CPU without native bf16 (%s): it is emulated, slower than fp32", cpu.describe()
+            )
         return Placement(device, torch.float32, feed_forward_dtype=dtype)
     return Placement(device, dtype)
 
