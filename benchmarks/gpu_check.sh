@@ -19,7 +19,7 @@ export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
 if ls "$ASSETS"/wheels/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/rerankd-site \
-    --find-links "$ASSETS/wheels" starlette uvicorn msgspec swagger-ui-py prometheus-client
+    --find-links "$ASSETS/wheels" starlette uvicorn msgspec swagger-ui-py prometheus-client scipy
   export PYTHONPATH=/tmp/rerankd-site:$PWD/src
 else
   export PYTHONPATH=$PWD/src
@@ -34,13 +34,14 @@ export RERANKD_BENCH_DATA=$ASSETS/retrieve_results_dl19.json
 # MiniLM-sized: every query (43 requests of 100 passages) per mode.
 if [[ ,$MODELS, == *,minilm,* ]]; then
   # shellcheck disable=SC2086  # BENCH_ARGS is a list of flags
-  timeout 200 python3 -m rerankd.cli bench --model "minilm=$CKPT/minilm" --concurrency 1,2,4,8 $BENCH_ARGS \
+  timeout 200 python3 -m rerankd.cli bench --model "minilm=$CKPT/minilm" --concurrency 1,2,4,8 \
+    --precisions exact --peers st-torch-fp32 $BENCH_ARGS \
     --out "$OUT/minilm" 2>&1 | tee "$OUT/minilm.txt"
 fi
 # XLM-R large (bge-reranker-v2-m3-sized) in fp16: 43 requests per mode.
 if [[ ,$MODELS, == *,xlmr-large,* ]]; then
   # shellcheck disable=SC2086
   timeout 240 python3 -m rerankd.cli bench --model "BAAI/bge-reranker-v2-m3=$CKPT/xlmr-large" --concurrency 1,2,4,8 \
-    $BENCH_ARGS --out "$OUT/xlmr-large" 2>&1 | tee "$OUT/xlmr-large.txt"
+    --precisions exact --peers st-torch-fp32 $BENCH_ARGS --out "$OUT/xlmr-large" 2>&1 | tee "$OUT/xlmr-large.txt"
 fi
 echo "results in $OUT"

@@ -12,7 +12,7 @@ grep -qx '/.gpu-assets/' .git/info/exclude 2>/dev/null || echo '/.gpu-assets/' >
 for version in 3.11 3.12 3.13; do
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$version" --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-    -d "$ASSETS/wheels" starlette uvicorn msgspec swagger-ui-py prometheus-client
+    -d "$ASSETS/wheels" starlette uvicorn msgspec swagger-ui-py prometheus-client scipy
 done
 python3 - "$ASSETS/bert" <<'PY'
 import sys

@@ -280,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_options(score)
 
     bench = commands.add_parser(
-        "bench", help="measure throughput and latency (engine, HTTP server, sentence-transformers baseline)"
+        "bench", help="measure throughput, latency and ranking agreement (engine, HTTP server, peer engines)"
     )
     bench.add_argument(
         "--model",
@@ -292,11 +292,38 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--documents", type=int, default=100, help="candidates per request")
     bench.add_argument("--requests", type=int, default=None, help="requests per mode (default: every query)")
     bench.add_argument("--concurrency", default="1,2,4,8", help="HTTP client concurrencies, e.g. 1,2,4,8")
-    bench.add_argument("--quick", action="store_true", help="a short run for CI (under 2 minutes on 2 cores)")
-    bench.add_argument("--no-baseline", action="store_true", help="skip the sentence-transformers baseline")
+    bench.add_argument(
+        "--quick",
+        action="store_true",
+        help="a short run for CI (under 2 minutes on 2 AVX2 cores): fewer requests, concurrency 1 and 4, "
+        "exact only, st-torch-fp32 the only peer",
+    )
+    bench.add_argument(
+        "--precisions",
+        default=None,
+        metavar="LIST",
+        help="rerankd precisions to run, e.g. exact,fast (default: exact,fast; --quick: exact; --precision X: X)",
+    )
+    bench.add_argument(
+        "--peers",
+        default=None,
+        metavar="LIST",
+        help="peer engines: all, none, or a list of st-torch-fp32, st-onnx-fp32, st-onnx-int8, st-openvino, "
+        "st-openvino-int8, st-torch-bf16 (default: all that can run here; --quick: st-torch-fp32)",
+    )
+    bench.add_argument(
+        "--peers-python",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="Python of the peers' venv (default: $RERANKD_PEERS_PYTHON, else .venv-peers/bin/python "
+        "here or in the project root; built by benchmarks/make_peers_venv.sh)",
+    )
+    bench.add_argument("--no-baseline", action="store_true", help="run no peer engines (same as --peers none)")
     bench.add_argument("--no-http", action="store_true", help="skip the HTTP server modes")
-    bench.add_argument("--out", type=Path, default=Path("bench-results"), help="folder for JSON and PNG")
+    bench.add_argument("--out", type=Path, default=Path("bench-results"), help="folder for JSON, PNG and markdown")
     _add_engine_options(bench)
+    bench.set_defaults(precision=None)  # unset: --precisions (or the run's default list) decides
     return parser
 
 
@@ -404,12 +431,31 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_list(text: str | None, default: list[str], known: Sequence[str], what: str) -> list[str]:
+    """A comma list of `known` names ("all" and "none" allowed); `default` when not given."""
+    if text is None:
+        return default
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if names == ["all"]:
+        return list(known)
+    if names == ["none"]:
+        return []
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise SystemExit(f"rerankd bench: unknown {what} {', '.join(unknown)} (known: {', '.join(known)})")
+    return names
+
+
 def _bench(args: argparse.Namespace) -> int:
     from rerankd.api.app import ModelArg
     from rerankd.bench.checkpoints import cached_minilm_cross_encoder
+    from rerankd.bench.config import PRECISIONS, QUICK, BenchConfig, RunSize
     from rerankd.bench.data import default_data_path, load_queries
+    from rerankd.bench.markdown import write_markdown
+    from rerankd.bench.peers import PEERS
+    from rerankd.bench.progress import Progress
     from rerankd.bench.report import table, write_json, write_plot
-    from rerankd.bench.runner import BenchConfig, run_bench
+    from rerankd.bench.runner import run_bench
     from rerankd.models.runtime import configure_threads
 
     configure_threads(args.threads)
@@ -420,31 +466,39 @@ def _bench(args: argparse.Namespace) -> int:
         print("no benchmark data: pass --data (TREC DL 2019 lives in ../shared/data)", file=sys.stderr)
         return 2
     queries = load_queries(data_path, args.documents)
-    concurrencies = [int(c) for c in args.concurrency.split(",") if c]
-    if args.quick:
-        requests, concurrencies, scale, warmup = args.requests or 4, [1, 8], (20, 200), 1
-    else:
-        requests, scale, warmup = args.requests or len(queries), (100, 1000), 2
+    size = QUICK if args.quick else RunSize(len(queries), [int(c) for c in args.concurrency.split(",") if c])
+    default_precisions = [args.precision] if args.precision else (["exact"] if args.quick else list(PRECISIONS))
+    precisions = _bench_list(args.precisions, default_precisions, PRECISIONS, "precision")
+    default_peers = ["st-torch-fp32"] if args.quick else list(PEERS)
+    peers = [] if args.no_baseline else _bench_list(args.peers, default_peers, PEERS, "peer")
     config = BenchConfig(
         model_name=model.name,
         model_source=model.source,
         queries=queries,
-        requests=max(requests, max(concurrencies)),
-        concurrencies=concurrencies,
-        engine_concurrencies=sorted({1, max(concurrencies)}),
-        scale_items=scale,
+        requests=args.requests or size.requests,
+        concurrencies=size.concurrencies,
+        engine_concurrencies=size.engine_levels(),
+        scale_items=size.scale_items,
+        scale_repeats=size.scale_repeats,
         device=args.device,
         dtype=args.dtype,
+        precisions=precisions,
+        backend=args.backend,
+        cache_dir=args.cache_dir,
+        calibration_data=args.calibration_data,
         threads=args.threads,
         scheduler=_scheduler_config(args),
-        baseline=not args.no_baseline,
+        peers=peers,
+        peers_python=args.peers_python,
         http=not args.no_http,
-        warmup=warmup,
+        warmup=size.warmup,
+        warmup_documents=size.warmup_documents,
     )
-    report = run_bench(config)
+    report = run_bench(config, Progress())
     args.out.mkdir(parents=True, exist_ok=True)
     print(table(report))
     print(f"\nwrote {write_json(report, args.out / 'bench.json')}")
+    print(f"wrote {write_markdown(report, args.out / 'bench.md')}")
     plot = write_plot(report, args.out / "bench.png")
     if plot:
         print(f"wrote {plot}")
@@ -452,7 +506,10 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "precision", "exact") == "fast" and args.dtype not in ("auto", "float32", "fp32"):
+        parser.error(f"--precision fast chooses the numerics itself: drop --dtype {args.dtype}")
     if args.command == "serve":
         return _serve(args)
     if args.command == "score":

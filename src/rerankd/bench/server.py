@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -43,9 +44,17 @@ class RunningServer:
             command, stdout=self._log, stderr=subprocess.STDOUT, env=environment, preexec_fn=die_with_parent
         )
 
-    def wait_ready(self, timeout: float = 180.0) -> RunningServer:
-        deadline = time.monotonic() + timeout
+    def wait_ready(
+        self, timeout: float = 180.0, *, heartbeat: Callable[[float], None] | None = None, every: float = 30.0
+    ) -> RunningServer:
+        """Poll `/readyz` until 200; `heartbeat(seconds waited)` every `every` seconds meanwhile."""
+        began = time.monotonic()
+        deadline = began + timeout
+        beat = began + every
         while time.monotonic() < deadline:
+            if heartbeat is not None and time.monotonic() >= beat:
+                heartbeat(time.monotonic() - began)
+                beat += every
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log}")
             try:

@@ -68,17 +68,30 @@ class Agreement:
         return {key: round(value, 6) for key, value in asdict(self).items()}
 
 
-def agreement(reference: list[np.ndarray], scores: list[np.ndarray]) -> Agreement:
-    """Per-query ranking agreement of `scores` with `reference` (one array per query)."""
+def kendall_tau(reference: np.ndarray, scores: np.ndarray) -> float:
+    """scipy's tau-b; 1.0 where either side is constant (nothing to order, nothing misordered)."""
     from scipy.stats import kendalltau
 
+    tau = kendalltau(reference, scores).statistic
+    return 1.0 if np.isnan(tau) else float(tau)
+
+
+def top_overlap(reference: np.ndarray, scores: np.ndarray, k: int = 10) -> float:
+    """|top-k(reference) & top-k(scores)| / k (k shrinks to the candidates there are)."""
+    k = min(k, len(reference))
+    if k == 0:
+        return 1.0
+    best = set(np.argsort(-np.asarray(reference), kind="stable")[:k])
+    return len(best & set(np.argsort(-np.asarray(scores), kind="stable")[:k])) / k
+
+
+def agreement(reference: list[np.ndarray], scores: list[np.ndarray]) -> Agreement:
+    """Per-query ranking agreement of `scores` with `reference` (one array per query)."""
     taus, overlaps, deltas = [], [], []
     for ref, got in zip(reference, scores, strict=True):
-        tau = kendalltau(ref, got).statistic
-        taus.append(1.0 if np.isnan(tau) else float(tau))  # nan: a constant ranking on both sides
-        k = min(10, len(ref))
-        overlaps.append(len(set(np.argsort(-ref)[:k]) & set(np.argsort(-got)[:k])) / k)
-        deltas.append(float(np.max(np.abs(ref - got))))
+        taus.append(kendall_tau(ref, got))
+        overlaps.append(top_overlap(ref, got))
+        deltas.append(float(np.max(np.abs(ref - got))) if len(ref) else 0.0)
     return Agreement(float(np.mean(taus)), float(np.min(taus)), float(np.mean(overlaps)), max(deltas))
 
 
