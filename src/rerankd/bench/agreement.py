@@ -19,7 +19,6 @@ from rerankd.models.execution import EXACT_TOLERANCE
 __all__ = ["EXACT_TOLERANCE", "Agreement", "agreement", "kendall_tau", "top_overlap"]
 
 
-
 @dataclass(frozen=True)
 class Agreement:
     """Agreement with the reference over `queries` queries (the ones both engines scored)."""
