@@ -1,7 +1,9 @@
 """`--memory-budget`: loaded weights (models and adapters) stay under it; a short `--load-timeout` answers 503.
 
 The budget is sized from the checkpoint files (read here with safetensors, not by rerankd) to
-hold one model and one adapter, but neither two adapters nor two models.
+hold one model and one adapter, but neither two adapters nor two models. The server runs the
+torch backend, so that a model is its torch weights alone (a compiled OpenVINO copy doubles
+them; tests/test_lifecycle_registry.py checks that accounting).
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ def setup(tmp_path_factory, checkpoint_a: Path, checkpoint_b: Path) -> dict:
 @pytest.fixture(scope="module")
 def budget_server(start_server: Callable[..., RunningServer], setup) -> RunningServer:
     return start_server(
+        "--backend",
+        "torch",
         "--admin-api",
         "--memory-budget",
         str(setup["budget"]),

@@ -36,10 +36,13 @@ from rerankd.models import compile_cache, openvino_runtime
 from rerankd.models.base import Family
 from rerankd.models.calibration import Agreement, CalibrationSet, Runner, agreement, read_queries, texts_digest
 from rerankd.models.graphs import encoder_layers
+from rerankd.models.runtime import Placement
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("exact", "fast")
+# Families whose network is a `graph` of token tensors (models/graphs.py), which a backend can compile.
+COMPILED_FAMILIES = ("cross-encoder", "bi-encoder")
 BACKENDS = ("auto", "torch", "openvino")
 # A compiled network is exact when no score of the check moves by more than this.
 EXACT_TOLERANCE = 1e-5
@@ -122,6 +125,22 @@ class Plan:
             "first_token_last_layer": self.first_token_last_layer,
             **self.details,
         }
+
+
+def likely_compiled(family: str, placement: Placement, options: ExecutionOptions) -> bool:
+    """Whether a load will probably hold a compiled copy of the weights beside torch's (for the budget).
+
+    Known before the load: an encoder family in fp32 on a CPU, a backend that may be OpenVINO,
+    OpenVINO installed. The copy is then about the size of the weights (fp32 exact), less in int8.
+    """
+    return (
+        family in COMPILED_FAMILIES
+        and placement.device.type == "cpu"
+        and placement.dtype == torch.float32
+        and placement.feed_forward_dtype is None
+        and options.backend != "torch"
+        and openvino_runtime.available()
+    )
 
 
 def configure_execution(family: Family, model_dir: Path, options: ExecutionOptions) -> None:

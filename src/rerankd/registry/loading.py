@@ -15,6 +15,7 @@ import torch
 
 from rerankd.models import ExecutionOptions, Family, build_family
 from rerankd.models.catalog import ModelSpec, detect_spec
+from rerankd.models.execution import likely_compiled
 from rerankd.models.lora import LoraAdapter, LoraHost
 from rerankd.models.runtime import Placement, resolve_device, resolve_placement
 from rerankd.models.safetensors_files import refuse_pickled_weights
@@ -66,8 +67,11 @@ def locate(
     spec = spec or detect_spec(name, source, directory)
     placement_device = resolve_device(device)
     placement = resolve_placement(dtype, placement_device, spec.dtype)
+    execution = execution or ExecutionOptions()
     estimate = estimate_weight_bytes(directory, placement.dtype)
-    return Located(directory, spec, placement, estimate, execution or ExecutionOptions())
+    if likely_compiled(spec.family, placement, execution):
+        estimate *= 2  # the compiled copy beside the torch weights (kept for LoRA adapters)
+    return Located(directory, spec, placement, estimate, execution)
 
 
 def build(located: Located, adapters: list[tuple[str, LoraAdapter]]) -> Built:
