@@ -170,6 +170,18 @@ def _add_observability_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _engine_settings(args: argparse.Namespace) -> dict:
+    """The `RegistrySettings` fields that the engine options (`_add_engine_options`) set."""
+    return {
+        "device": args.device,
+        "dtype": args.dtype,
+        "precision": args.precision,
+        "backend": args.backend,
+        "cache_dir": args.cache_dir,
+        "calibration_data": args.calibration_data,
+    }
+
+
 def _scheduler_config(args: argparse.Namespace):
     from rerankd.engine.scheduler import SchedulerConfig
 
@@ -346,12 +358,7 @@ def _serve(args: argparse.Namespace) -> int:
         models=models,
         scheduler=_scheduler_config(args),
         registry=RegistrySettings(
-            device=args.device,
-            dtype=args.dtype,
-            precision=args.precision,
-            backend=args.backend,
-            cache_dir=args.cache_dir,
-            calibration_data=args.calibration_data,
+            **_engine_settings(args),
             allow_download=args.allow_download,
             load_timeout=args.load_timeout,
             max_loaded_models=args.max_loaded_models,
@@ -400,12 +407,7 @@ def _score(args: argparse.Namespace) -> int:
 
     async def run() -> dict:
         settings = RegistrySettings(
-            device=args.device,
-            dtype=args.dtype,
-            precision=args.precision,
-            backend=args.backend,
-            cache_dir=args.cache_dir,
-            calibration_data=args.calibration_data,
+            **_engine_settings(args),
             allow_pickle=args.allow_pickle,
         )
         service = Service.create(settings, _scheduler_config(args))
