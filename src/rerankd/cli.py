@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rerankd import __version__
+from rerankd.extras import SERVER_INSTALL, missing_server_packages
 
 
 def _add_engine_options(parser: argparse.ArgumentParser) -> None:
@@ -47,8 +48,13 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
         help="JSONL of {query, documents} that --precision fast calibrates on (default: a built-in set)",
     )
     group.add_argument("--threads", type=int, default=None, help="CPU threads for model math (default: all cores)")
-    group.add_argument("--max-batch-tokens", type=int, default=None, help="padded tokens per batch")
-    group.add_argument("--max-batch-size", type=int, default=None, help="sequences per batch")
+    group.add_argument(
+        "--max-batch-tokens",
+        type=int,
+        default=None,
+        help="padded tokens per batch (default: 1024 on CPUs, 32768 on GPUs)",
+    )
+    group.add_argument("--max-batch-size", type=int, default=None, help="sequences per batch (default: 256)")
 
 
 def _directory(text: str) -> Path:
@@ -228,14 +234,64 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rerankd", description="Self-hosted inference engine for rerankers.")
-    parser.add_argument("--version", action="version", version=f"rerankd {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+# Options whose default comes from the environment and is a secret: --help names the variable, never the value.
+_SECRET_OPTIONS = {"api_key", "admin_api_key"}
 
-    serve = commands.add_parser("serve", help="start the HTTP server")
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """`--help` gives each option's default, unless its text already does or it has none; epilogs stay as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        no_default = action.default is None or action.default is False or action.default == []
+        if no_default or action.dest in _SECRET_OPTIONS or "(default" in text.lower():
+            return text
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every parser and subcommand parser formats its help with `_HelpFormatter`."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _environment(*rows: tuple[str, str]) -> str:
+    """An epilog listing the environment variables a command reads."""
+    width = max(len(name) for name, _ in rows)
+    return "environment variables:\n" + "\n".join(f"  {name:<{width}}  {what}" for name, what in rows)
+
+
+_HF_ENVIRONMENT = (
+    ("HF_HOME", "the Hugging Face cache hub ids are read from (and downloaded to: --allow-download)"),
+    ("HF_HUB_OFFLINE", "1: never contact the hub"),
+    ("XDG_CACHE_HOME", "--cache-dir defaults to $XDG_CACHE_HOME/rerankd (~/.cache/rerankd)"),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="rerankd",
+        description="Self-hosted inference engine for rerankers.\n\nThe commands need the engine: "
+        f"{SERVER_INSTALL}\n(a bare `pip install rerankd` is the Python SDK alone).",
+    )
+    parser.add_argument("--version", action="version", version=f"rerankd {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    serve = commands.add_parser(
+        "serve",
+        help="start the HTTP server",
+        description="Serve rerankers over HTTP (SIE, Cohere/Jina and TEI routes).",
+        epilog=_environment(
+            ("RERANKD_API_KEY", "--api-key when the flag is not given"),
+            ("RERANKD_ADMIN_API_KEY", "--admin-api-key when the flag is not given"),
+            ("MALLOC_ARENA_MAX", "glibc's malloc arenas; wins over --malloc-arenas"),
+            *_HF_ENVIRONMENT,
+        ),
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 for all interfaces)")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on")
     serve.add_argument(
         "--model",
         action="append",
@@ -277,13 +333,29 @@ def build_parser() -> argparse.ArgumentParser:
         "least recently used idle ones are evicted to fit",
     )
     _add_admission_options(serve)
-    serve.add_argument("--api-key", default=os.environ.get("RERANKD_API_KEY"), help="require this bearer token")
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--api-key",
+        default=os.environ.get("RERANKD_API_KEY"),
+        metavar="KEY",
+        help="require this bearer token on every route but /healthz, /readyz, /health, /metrics, /openapi.json "
+        "and /docs (env RERANKD_API_KEY)",
+    )
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="least severe log level shown",
+    )
     _add_production_options(serve)
     _add_observability_options(serve)
     _add_engine_options(serve)
 
-    score = commands.add_parser("score", help="score documents against a query locally, without a server")
+    score = commands.add_parser(
+        "score",
+        help="score documents against a query locally, without a server",
+        description="Load one model in this process, score the documents against the query, print JSON (best first).",
+        epilog=_environment(*_HF_ENVIRONMENT),
+    )
     score.add_argument("--model", required=True, metavar="[NAME=]SOURCE")
     score.add_argument("--query", required=True)
     score.add_argument("documents", nargs="+", help="documents to rank")
@@ -292,7 +364,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_options(score)
 
     bench = commands.add_parser(
-        "bench", help="measure throughput, latency and ranking agreement (engine, HTTP server, peer engines)"
+        "bench",
+        help="measure throughput, latency and ranking agreement (engine, HTTP server, peer engines)",
+        epilog=_environment(
+            ("RERANKD_BENCH_DATA", "--data when the flag is not given"),
+            ("RERANKD_SHARED_DATA", "else TREC DL 2019 under $RERANKD_SHARED_DATA/trec-dl-2019 (or ../shared/data)"),
+            ("RERANKD_PEERS_PYTHON", "--peers-python when the flag is not given"),
+            *_HF_ENVIRONMENT,
+        ),
     )
     bench.add_argument(
         "--model",
@@ -300,7 +379,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="[NAME=]SOURCE",
         help="model to measure (default: a MiniLM-L6 cross-encoder built offline from the [demo] package)",
     )
-    bench.add_argument("--data", type=Path, default=None, help="TREC-style JSON or JSONL of {query, documents}")
+    bench.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="TREC-style JSON or JSONL of {query, documents} (default: $RERANKD_BENCH_DATA, else TREC DL 2019 "
+        "from $RERANKD_SHARED_DATA or ../shared/data)",
+    )
     bench.add_argument("--documents", type=int, default=100, help="candidates per request")
     bench.add_argument("--requests", type=int, default=None, help="requests per mode (default: every query)")
     bench.add_argument("--concurrency", default="1,2,4,8", help="HTTP client concurrencies, e.g. 1,2,4,8")
@@ -507,8 +592,25 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _server_missing(argv: Sequence[str]) -> str | None:
+    """One line for a command run from a bare `pip install rerankd` (no engine) instead of a traceback."""
+    command = next((word for word in argv if not word.startswith("-")), None)
+    if command is None or {"-h", "--help"} & set(argv):
+        return None  # the parser answers: --help, --version and usage errors need no engine
+    missing = missing_server_packages()
+    if not missing:
+        return None
+    named = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+    return f"rerankd {command} needs the server: {SERVER_INSTALL} (not installed: {named})"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
+    refusal = _server_missing(argv)
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     if getattr(args, "precision", "exact") == "fast" and args.dtype not in ("auto", "float32", "fp32"):
         parser.error(f"--precision fast chooses the numerics itself: drop --dtype {args.dtype}")
