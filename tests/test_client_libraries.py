@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -33,6 +34,7 @@ MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 README_URL = "http://localhost:8080"
 TOLERANCE = 1e-5  # the same texts scored in other requests (other batches): float noise only
 TOP_N = 3  # every snippet asks for the best three
+SHELL_EXAMPLES = ["curl-score", "curl-rerank", "cli-score"]
 
 LIBRARY_SNIPPETS = [
     "cohere",
@@ -59,7 +61,7 @@ def readme_blocks() -> dict[str, str]:
 
 def test_readme_marks_every_tested_snippet() -> None:
     """A snippet dropped from the README (or renamed) must not silently leave the suite."""
-    assert set(readme_blocks()) == {"input", *LIBRARY_SNIPPETS, "rerankd-sdk", "curl-score", "curl-rerank"}
+    assert set(readme_blocks()) == {"input", *LIBRARY_SNIPPETS, "rerankd-sdk", *SHELL_EXAMPLES}
 
 
 @pytest.fixture(scope="module")
@@ -219,14 +221,16 @@ def test_readme_sdk_snippet(quickstart_server) -> None:
     assert (index, text) == ("0", "ML learns from data.") and float(relevance) > 0
 
 
-@pytest.mark.parametrize("name", ["curl-score", "curl-rerank"])
-def test_readme_curl_example_answers_what_it_shows(name: str, quickstart_server) -> None:
-    """The HTTP examples run as written, and every number in their `# {...}` answer is what the server says."""
-    if shutil.which("curl") is None:
+@pytest.mark.parametrize("name", SHELL_EXAMPLES)
+def test_readme_shell_example_answers_what_it_shows(name: str, quickstart_server) -> None:
+    """The HTTP and `rerankd score` examples run as written, and every number in their `# {...}` is true."""
+    if name.startswith("curl") and shutil.which("curl") is None:
         pytest.skip("no curl")
     block = readme_blocks()[name]
     command = block.replace("localhost:8080", f"127.0.0.1:{quickstart_server.port}")
-    completed = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60, check=True)
+    command = re.sub(r"^rerankd ", f"{sys.executable} -m rerankd.cli ", command, flags=re.MULTILINE)
+    completed = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
     answer = json.loads(completed.stdout)
     assert "error" not in answer, answer
     shown = "\n".join(line for line in block.splitlines() if line.startswith("#"))

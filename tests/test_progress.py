@@ -26,9 +26,11 @@ def test_a_long_bench_mode_reports_requests_done_and_time_left() -> None:
     assert all(re.search(r", about \d+s left$", line) for line in lines)  # none after the last: the stage's own line
 
 
-def test_loading_a_model_leaves_download_progress_bars_on(minilm_bi_encoder_dir, monkeypatch) -> None:
+def test_loading_a_model_leaves_download_progress_bars_on(tmp_path, monkeypatch) -> None:
     """transformers' disable_progress_bar() also silenced huggingface_hub: every download after the first
-    load (a --lazy model, a PUT, an on-demand catalog id) ran for minutes without a bar."""
+    load (a --lazy model, a PUT, an on-demand catalog id) ran for minutes without a bar.
+
+    A load of a directory without weights is enough: the bars are set before any weight is read."""
     from huggingface_hub.utils import are_progress_bars_disabled, enable_progress_bars
     from transformers import AutoModel
 
@@ -37,7 +39,9 @@ def test_loading_a_model_leaves_download_progress_bars_on(minilm_bi_encoder_dir,
         enable_progress_bars()
         if are_progress_bars_disabled():
             pytest.skip("HF_HUB_DISABLE_PROGRESS_BARS is set for this process")
-    load_network(AutoModel, minilm_bi_encoder_dir, Placement(torch.device("cpu"), torch.float32))
+    (tmp_path / "config.json").write_text('{"model_type": "bert", "num_hidden_layers": 1}')
+    with pytest.raises(OSError, match=r"model\.safetensors|pytorch_model\.bin|weights"):
+        load_network(AutoModel, tmp_path, Placement(torch.device("cpu"), torch.float32))
     assert not are_progress_bars_disabled()
 
 

@@ -488,6 +488,9 @@ def _score(args: argparse.Namespace) -> int:
     from rerankd.registry.registry import RegistrySettings
 
     configure_threads(args.threads)
+    # stdout is the JSON answer; stderr says which model loads and how long it took (a big one: minutes).
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("rerankd.registry").setLevel(logging.INFO)
     model = ModelArg.parse(args.model)
 
     async def run() -> dict:
