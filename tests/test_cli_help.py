@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 from pathlib import Path
 
@@ -10,7 +11,13 @@ import pytest
 from rerankd.cli import build_parser
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "rerankd"
-COMMANDS = ["serve", "score", "bench"]
+
+
+def subcommands() -> dict[str, argparse.ArgumentParser]:
+    return next(a for a in build_parser()._actions if a.dest == "command").choices
+
+
+COMMANDS = sorted(subcommands())  # every command, those added later too
 
 
 def help_text(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
@@ -22,8 +29,7 @@ def help_text(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_option_with_a_default_shows_it(command: str, capsys: pytest.CaptureFixture[str]) -> None:
-    parser = build_parser()
-    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    sub = subcommands()[command]
     text = help_text(capsys, command)
     blocks = re.split(r"\n(?=  -)", text)  # one block per option: its names, then its help
     for action in sub._actions:
