@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rerankd import __version__
+from rerankd.cli_help import HF_ENVIRONMENT, Parser, environment_epilog
 from rerankd.extras import SERVER_INSTALL, missing_server_packages
 
 
@@ -234,60 +235,24 @@ def _positive_int(text: str) -> int:
     return value
 
 
-# Options whose default comes from the environment and is a secret: --help names the variable, never the value.
-_SECRET_OPTIONS = {"api_key", "admin_api_key"}
-
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """`--help` gives each option's default, unless its text already does or it has none; epilogs stay as written."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        text = action.help or ""
-        no_default = action.default is None or action.default is False or action.default == []
-        if no_default or action.dest in _SECRET_OPTIONS or "(default" in text.lower():
-            return text
-        return super()._get_help_string(action)
-
-
-class _Parser(argparse.ArgumentParser):
-    """Every parser and subcommand parser formats its help with `_HelpFormatter`."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        kwargs.setdefault("formatter_class", _HelpFormatter)
-        super().__init__(*args, **kwargs)
-
-
-def _environment(*rows: tuple[str, str]) -> str:
-    """An epilog listing the environment variables a command reads."""
-    width = max(len(name) for name, _ in rows)
-    return "environment variables:\n" + "\n".join(f"  {name:<{width}}  {what}" for name, what in rows)
-
-
-_HF_ENVIRONMENT = (
-    ("HF_HOME", "the Hugging Face cache hub ids are read from (and downloaded to: --allow-download)"),
-    ("HF_HUB_OFFLINE", "1: never contact the hub"),
-    ("XDG_CACHE_HOME", "--cache-dir defaults to $XDG_CACHE_HOME/rerankd (~/.cache/rerankd)"),
-)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="rerankd",
         description="Self-hosted inference engine for rerankers.\n\nThe commands need the engine: "
         f"{SERVER_INSTALL}\n(a bare `pip install rerankd` is the Python SDK alone).",
     )
     parser.add_argument("--version", action="version", version=f"rerankd {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     serve = commands.add_parser(
         "serve",
         help="start the HTTP server",
         description="Serve rerankers over HTTP (SIE, Cohere/Jina and TEI routes).",
-        epilog=_environment(
+        epilog=environment_epilog(
             ("RERANKD_API_KEY", "--api-key when the flag is not given"),
             ("RERANKD_ADMIN_API_KEY", "--admin-api-key when the flag is not given"),
             ("MALLOC_ARENA_MAX", "glibc's malloc arenas; wins over --malloc-arenas"),
-            *_HF_ENVIRONMENT,
+            *HF_ENVIRONMENT,
         ),
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 for all interfaces)")
@@ -354,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
         "score",
         help="score documents against a query locally, without a server",
         description="Load one model in this process, score the documents against the query, print JSON (best first).",
-        epilog=_environment(*_HF_ENVIRONMENT),
+        epilog=environment_epilog(*HF_ENVIRONMENT),
     )
     score.add_argument("--model", required=True, metavar="[NAME=]SOURCE")
     score.add_argument("--query", required=True)
@@ -366,11 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser(
         "bench",
         help="measure throughput, latency and ranking agreement (engine, HTTP server, peer engines)",
-        epilog=_environment(
+        epilog=environment_epilog(
             ("RERANKD_BENCH_DATA", "--data when the flag is not given"),
             ("RERANKD_SHARED_DATA", "else TREC DL 2019 under $RERANKD_SHARED_DATA/trec-dl-2019 (or ../shared/data)"),
             ("RERANKD_PEERS_PYTHON", "--peers-python when the flag is not given"),
-            *_HF_ENVIRONMENT,
+            *HF_ENVIRONMENT,
         ),
     )
     bench.add_argument(
