@@ -14,17 +14,20 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 import re
+import shlex
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 from support.ranking import assert_same_ranking
+
+from rerankd.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -99,34 +102,53 @@ def clients_python() -> Path:
     return python
 
 
-def start_runner(python: Path, home: Path, url: str, snippets: dict[str, str], *, overlays: tuple[str, ...] = ()):
-    """One process of `run_snippets.py`; `overlays` (folders of the venv's `overlays/`) go first on the path."""
-    blocks = readme_blocks()
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),  # caches and Haystack's telemetry id land here, not in the developer's home
-        "HF_HUB_OFFLINE": "1",
-        "LANGSMITH_TRACING": "false",
-        "LANGCHAIN_TRACING_V2": "false",
-    }
-    folders = [CLIENTS_VENV / "overlays" / name for name in overlays]
-    for folder in folders:
-        if not folder.is_dir():
-            pytest.skip(f"no {folder} (rebuild the venv with tests/clients/make_clients_venv.sh)")
-    if folders:
-        env["PYTHONPATH"] = os.pathsep.join(map(str, folders))
-    request = {"url": url, "preamble": blocks["input"], "snippets": snippets, "versions": ["cohere", "haystack-ai"]}
-    request_file = home / "request.json"
-    request_file.write_text(json.dumps(request))
-    with request_file.open() as stdin:
-        return subprocess.Popen(
-            [str(python), str(RUNNER)], stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-        )
+class Runner:
+    """One process of `run_snippets.py`: started at once (it imports `preload` meanwhile), sent its snippets later.
+
+    `overlays` (folders of the venv's `overlays/`) go first on its path.
+    """
+
+    def __init__(self, python: Path, home: Path, *, preload: tuple[str, ...] = (), overlays: tuple[str, ...] = ()):
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(home),  # caches and Haystack's telemetry id land here, not in the developer's home
+            "HF_HUB_OFFLINE": "1",
+            "LANGSMITH_TRACING": "false",
+            "LANGCHAIN_TRACING_V2": "false",
+        }
+        folders = [CLIENTS_VENV / "overlays" / name for name in overlays]
+        for folder in folders:
+            if not folder.is_dir():
+                pytest.skip(f"no {folder} (rebuild the venv with tests/clients/make_clients_venv.sh)")
+        if folders:
+            env["PYTHONPATH"] = os.pathsep.join(map(str, folders))
+        self.stderr = home / "stderr.txt"
+        with self.stderr.open("w") as stderr:
+            self.process = subprocess.Popen(
+                [str(python), str(RUNNER), *preload],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+                env=env,
+            )
+
+    def send(self, url: str, snippets: dict[str, str]) -> None:
+        blocks = readme_blocks()
+        request = {"url": url, "preamble": blocks["input"], "snippets": snippets, "versions": ["cohere", "haystack-ai"]}
+        self.process.stdin.write(json.dumps(request))  # small: the pipe takes it without blocking
+        self.process.stdin.close()
+
+    def result(self) -> dict:
+        stdout = self.process.stdout.read()
+        self.process.wait(timeout=300)
+        assert self.process.returncode == 0, f"exit {self.process.returncode}\n{self.stderr.read_text()}"
+        return json.loads(stdout)
 
 
 @pytest.fixture(scope="module")
-def runs(quickstart_server, tmp_path_factory) -> dict[str, dict]:
-    """Every snippet once, in three processes at the same time (their imports take most of the time).
+def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """Every snippet once, in three processes at the same time, started while the server starts.
 
     `pinned`: the venv as pinned (cohere 5.x, Haystack 3.x); `overlays`: the newest Cohere SDK and
     Haystack 2.x; `telemetry-on`: the Haystack snippet without its telemetry line, the guard's control.
@@ -135,27 +157,25 @@ def runs(quickstart_server, tmp_path_factory) -> dict[str, dict]:
     blocks = readme_blocks()
     haystack = blocks["haystack-tei"]
     assert HAYSTACK_3_IMPORT in haystack and TELEMETRY_OFF in haystack
-    url = quickstart_server.url
     home = tmp_path_factory.mktemp
-    processes = {
-        "pinned": start_runner(python, home("pinned"), url, {name: blocks[name] for name in LIBRARY_SNIPPETS}),
-        "overlays": start_runner(
-            python,
-            home("overlays"),
-            url,
-            {"cohere": blocks["cohere"], "haystack-tei": haystack.replace(HAYSTACK_3_IMPORT, HAYSTACK_2_IMPORT)},
-            overlays=("cohere-7", "haystack-2"),
-        ),
-        "telemetry-on": start_runner(
-            python, home("telemetry-on"), url, {"haystack-tei": haystack.replace(TELEMETRY_OFF, "")}
-        ),
+    libraries = ("cohere", "langchain_classic.retrievers", "langchain_cohere", "llama_index.core", "sie_sdk")
+    runners = {
+        "pinned": Runner(python, home("pinned"), preload=libraries),
+        "overlays": Runner(python, home("overlays"), preload=("cohere",), overlays=("cohere-7", "haystack-2")),
+        "telemetry-on": Runner(python, home("telemetry-on")),
     }
-    results = {}
-    for name, process in processes.items():
-        stdout, stderr = process.communicate(timeout=300)
-        assert process.returncode == 0, f"{name}: exit {process.returncode}\n{stderr}"
-        results[name] = json.loads(stdout)
-    return results
+    try:
+        url = request.getfixturevalue("quickstart_server").url
+    except BaseException:
+        for runner in runners.values():
+            runner.process.kill()
+        raise
+    runners["pinned"].send(url, {name: blocks[name] for name in LIBRARY_SNIPPETS})
+    runners["overlays"].send(
+        url, {"cohere": blocks["cohere"], "haystack-tei": haystack.replace(HAYSTACK_3_IMPORT, HAYSTACK_2_IMPORT)}
+    )
+    runners["telemetry-on"].send(url, {"haystack-tei": haystack.replace(TELEMETRY_OFF, "")})
+    return {name: runner.result() for name, runner in runners.items()}
 
 
 def printed_ranking(printed: str, documents: list[str]) -> tuple[list[int], list[float]]:
@@ -221,17 +241,33 @@ def test_readme_sdk_snippet(quickstart_server) -> None:
     assert (index, text) == ("0", "ML learns from data.") and float(relevance) > 0
 
 
+def run_shell_example(block: str, url: str) -> str:
+    """What the example prints: curl with the live server's address; `rerankd ...` through `cli.main` in
+    this process (the same parser and code as the console script, without a second torch start-up)."""
+    if not block.startswith("rerankd "):
+        command = block.replace("http://localhost:8080", url).replace("localhost:8080", url.removeprefix("http://"))
+        completed = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60)
+        assert completed.returncode == 0, completed.stderr
+        return completed.stdout
+    command = " ".join(line for line in block.splitlines() if not line.startswith("#")).replace("\\ ", " ")
+    registry_log = logging.getLogger("rerankd.registry")
+    level = registry_log.level
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            assert main(shlex.split(command)[1:]) == 0
+    finally:
+        registry_log.setLevel(level)  # `score` turns its load lines on for the process
+    return out.getvalue()
+
+
 @pytest.mark.parametrize("name", SHELL_EXAMPLES)
 def test_readme_shell_example_answers_what_it_shows(name: str, quickstart_server) -> None:
     """The HTTP and `rerankd score` examples run as written, and every number in their `# {...}` is true."""
     if name.startswith("curl") and shutil.which("curl") is None:
         pytest.skip("no curl")
     block = readme_blocks()[name]
-    command = block.replace("localhost:8080", f"127.0.0.1:{quickstart_server.port}")
-    command = re.sub(r"^rerankd ", f"{sys.executable} -m rerankd.cli ", command, flags=re.MULTILINE)
-    completed = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=300)
-    assert completed.returncode == 0, completed.stderr
-    answer = json.loads(completed.stdout)
+    answer = json.loads(run_shell_example(block, quickstart_server.url))
     assert "error" not in answer, answer
     shown = "\n".join(line for line in block.splitlines() if line.startswith("#"))
     numbers: dict[str, list] = {}

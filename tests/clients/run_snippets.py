@@ -1,9 +1,10 @@
 """Run README snippets with a client library, in its own venv, and report what they printed.
 
 `tests/test_client_libraries.py` starts this with `.venv-clients/bin/python` (not rerankd's venv:
-the libraries pull langchain-core, pydantic, numpy, openai, posthog...). It reads one JSON object
-on stdin: `{"url", "preamble", "snippets": {name: code}}`; every snippet runs after the preamble,
-in a fresh namespace, with `http://localhost:8080` replaced by the live server's URL. It writes
+the libraries pull langchain-core, pydantic, numpy, openai, posthog...), with modules to import
+ahead as arguments (while the server starts). It reads one JSON object on stdin:
+`{"url", "preamble", "snippets": {name: code}}`; every snippet runs after the preamble, in a module
+of its own, with `http://localhost:8080` replaced by the live server's URL. It writes
 `{"printed": {name: stdout}, "failed": {name: traceback}, "connections": [...], "blocked": [...]}`.
 
 Before any library is imported, every outbound connection and name lookup of this process (all
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib
 import importlib.metadata
 import io
 import ipaddress
@@ -108,7 +110,6 @@ def versions(distributions: list[str]) -> dict[str, str | None]:
 
 
 def main() -> None:
-    request = json.load(sys.stdin)
     guard = NetworkGuard()
     guard.install()
     result: dict[str, Any] = {}
@@ -121,6 +122,11 @@ def main() -> None:
         sys.__stdout__.flush()
 
     atexit.register(report)
+    # Modules named on the command line are imported while the test still waits for its server
+    # (never one whose import reads a setting a snippet makes first, such as Haystack's telemetry).
+    for name in sys.argv[1:]:
+        importlib.import_module(name)
+    request = json.load(sys.stdin)
     result.update(run(request, guard), versions=versions(request.get("versions", [])))
 
 
