@@ -78,6 +78,12 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
 
 
 @pytest.fixture(scope="session")
+def quickstart_server(start_server: Callable[..., RunningServer], minilm_bi_encoder_dir: Path) -> RunningServer:
+    """`rerankd serve` with no arguments: the README's quick start (all-MiniLM-L6-v2 from the [demo] extra)."""
+    return start_server()
+
+
+@pytest.fixture(scope="session")
 def broken_model_dir(tmp_path_factory: pytest.TempPathFactory, minilm_cross_encoder_dir: Path) -> Path:
     """A model directory whose weights file is corrupt."""
     path = tmp_path_factory.mktemp("corrupt-model")

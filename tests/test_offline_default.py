@@ -7,8 +7,8 @@ import httpx
 from rerankd import Client
 
 
-def test_serve_without_model_uses_the_packaged_minilm(start_server, minilm_bi_encoder_dir):
-    server = start_server()
+def test_serve_without_model_uses_the_packaged_minilm(quickstart_server):
+    server = quickstart_server
     models = httpx.get(f"{server.url}/v1/models").json()["data"]
     loaded = [m for m in models if m["state"] == "loaded"]
     assert [m["name"] for m in loaded] == ["sentence-transformers/all-MiniLM-L6-v2"]

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rerankd import __version__
+from rerankd.cli_help import HF_ENVIRONMENT, Parser, environment_epilog
+from rerankd.extras import SERVER_INSTALL, missing_server_packages
 
 
 def _add_engine_options(parser: argparse.ArgumentParser) -> None:
@@ -47,8 +49,13 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
         help="JSONL of {query, documents} that --precision fast calibrates on (default: a built-in set)",
     )
     group.add_argument("--threads", type=int, default=None, help="CPU threads for model math (default: all cores)")
-    group.add_argument("--max-batch-tokens", type=int, default=None, help="padded tokens per batch")
-    group.add_argument("--max-batch-size", type=int, default=None, help="sequences per batch")
+    group.add_argument(
+        "--max-batch-tokens",
+        type=int,
+        default=None,
+        help="padded tokens per batch (default: 1024 on CPUs, 32768 on GPUs)",
+    )
+    group.add_argument("--max-batch-size", type=int, default=None, help="sequences per batch (default: 256)")
 
 
 def _directory(text: str) -> Path:
@@ -229,13 +236,27 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rerankd", description="Self-hosted inference engine for rerankers.")
+    parser = Parser(
+        prog="rerankd",
+        description="Self-hosted inference engine for rerankers.\n\nThe commands need the engine: "
+        f"{SERVER_INSTALL}\n(a bare `pip install rerankd` is the Python SDK alone).",
+    )
     parser.add_argument("--version", action="version", version=f"rerankd {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
-    serve = commands.add_parser("serve", help="start the HTTP server")
+    serve = commands.add_parser(
+        "serve",
+        help="start the HTTP server",
+        description="Serve rerankers over HTTP (SIE, Cohere/Jina and TEI routes).",
+        epilog=environment_epilog(
+            ("RERANKD_API_KEY", "--api-key when the flag is not given"),
+            ("RERANKD_ADMIN_API_KEY", "--admin-api-key when the flag is not given"),
+            ("MALLOC_ARENA_MAX", "glibc's malloc arenas; wins over --malloc-arenas"),
+            *HF_ENVIRONMENT,
+        ),
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 for all interfaces)")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on")
     serve.add_argument(
         "--model",
         action="append",
@@ -277,13 +298,29 @@ def build_parser() -> argparse.ArgumentParser:
         "least recently used idle ones are evicted to fit",
     )
     _add_admission_options(serve)
-    serve.add_argument("--api-key", default=os.environ.get("RERANKD_API_KEY"), help="require this bearer token")
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--api-key",
+        default=os.environ.get("RERANKD_API_KEY"),
+        metavar="KEY",
+        help="require this bearer token on every route but /healthz, /readyz, /health, /metrics, /openapi.json "
+        "and /docs (env RERANKD_API_KEY)",
+    )
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="least severe log level shown",
+    )
     _add_production_options(serve)
     _add_observability_options(serve)
     _add_engine_options(serve)
 
-    score = commands.add_parser("score", help="score documents against a query locally, without a server")
+    score = commands.add_parser(
+        "score",
+        help="score documents against a query locally, without a server",
+        description="Load one model in this process, score the documents against the query, print JSON (best first).",
+        epilog=environment_epilog(*HF_ENVIRONMENT),
+    )
     score.add_argument("--model", required=True, metavar="[NAME=]SOURCE")
     score.add_argument("--query", required=True)
     score.add_argument("documents", nargs="+", help="documents to rank")
@@ -292,7 +329,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_options(score)
 
     bench = commands.add_parser(
-        "bench", help="measure throughput, latency and ranking agreement (engine, HTTP server, peer engines)"
+        "bench",
+        help="measure throughput, latency and ranking agreement (engine, HTTP server, peer engines)",
+        epilog=environment_epilog(
+            ("RERANKD_BENCH_DATA", "--data when the flag is not given"),
+            ("RERANKD_SHARED_DATA", "else TREC DL 2019 under $RERANKD_SHARED_DATA/trec-dl-2019 (or ../shared/data)"),
+            ("RERANKD_PEERS_PYTHON", "--peers-python when the flag is not given"),
+            *HF_ENVIRONMENT,
+        ),
     )
     bench.add_argument(
         "--model",
@@ -300,7 +344,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="[NAME=]SOURCE",
         help="model to measure (default: a MiniLM-L6 cross-encoder built offline from the [demo] package)",
     )
-    bench.add_argument("--data", type=Path, default=None, help="TREC-style JSON or JSONL of {query, documents}")
+    bench.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="TREC-style JSON or JSONL of {query, documents} (default: $RERANKD_BENCH_DATA, else TREC DL 2019 "
+        "from $RERANKD_SHARED_DATA or ../shared/data)",
+    )
     bench.add_argument("--documents", type=int, default=100, help="candidates per request")
     bench.add_argument("--requests", type=int, default=None, help="requests per mode (default: every query)")
     bench.add_argument("--concurrency", default="1,2,4,8", help="HTTP client concurrencies, e.g. 1,2,4,8")
@@ -403,6 +453,9 @@ def _score(args: argparse.Namespace) -> int:
     from rerankd.registry.registry import RegistrySettings
 
     configure_threads(args.threads)
+    # stdout is the JSON answer; stderr says which model loads and how long it took (a big one: minutes).
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("rerankd.registry").setLevel(logging.INFO)
     model = ModelArg.parse(args.model)
 
     async def run() -> dict:
@@ -507,8 +560,25 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _server_missing(argv: Sequence[str]) -> str | None:
+    """One line for a command run from a bare `pip install rerankd` (no engine) instead of a traceback."""
+    command = next((word for word in argv if not word.startswith("-")), None)
+    if command is None or {"-h", "--help"} & set(argv):
+        return None  # the parser answers: --help, --version and usage errors need no engine
+    missing = missing_server_packages()
+    if not missing:
+        return None
+    named = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+    return f"rerankd {command} needs the server: {SERVER_INSTALL} (not installed: {named})"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
+    refusal = _server_missing(argv)
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     if getattr(args, "precision", "exact") == "fast" and args.dtype not in ("auto", "float32", "fp32"):
         parser.error(f"--precision fast chooses the numerics itself: drop --dtype {args.dtype}")

@@ -74,8 +74,10 @@ async def engine_modes(
                 result = await engine.score(score_request(config.model_name, job.query.query, documents))
                 return result.usage.input_tokens, scores_in_order(result, len(documents))
 
-            with progress.stage(f"engine ({precision}) c={concurrency}, {len(jobs)} requests"):
-                latencies, wall, outputs = await timed_workers(concurrency, jobs, one)
+            stage = f"engine ({precision}) c={concurrency}"
+            ticker = progress.ticker(stage, len(jobs))
+            with progress.stage(f"{stage}, {len(jobs)} requests"):
+                latencies, wall, outputs = await timed_workers(concurrency, jobs, one, ticker)
             tokens_by_query.update((job.query.query, tokens) for job, (tokens, _) in outputs)
             results.append(
                 mode_result(

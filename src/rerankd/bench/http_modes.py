@@ -54,8 +54,9 @@ async def http_mode(
         description = (await client.get(f"/v1/models/{config.model_name}")).json()
         before = description["queue"]
         jobs = config.jobs(concurrency)
-        with progress.stage(f"HTTP ({precision}) c={concurrency}, {len(jobs)} requests"):
-            latencies, wall, outputs = await timed_workers(concurrency, jobs, one)
+        stage = f"HTTP ({precision}) c={concurrency}"
+        with progress.stage(f"{stage}, {len(jobs)} requests"):
+            latencies, wall, outputs = await timed_workers(concurrency, jobs, one, progress.ticker(stage, len(jobs)))
         after = (await client.get(f"/v1/models/{config.model_name}")).json()["queue"]
     return mode_result(
         "http",

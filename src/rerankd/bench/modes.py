@@ -18,8 +18,13 @@ from rerankd.bench.measure import ModeResult
 NUMERICS_FIELDS = ("precision", "backend", "numerics", "dtype")
 
 
-async def timed_workers(count: int, jobs: list[Job], run_one: Callable[[Job], Awaitable[Any]]):
-    """Run `jobs` with `count` concurrent workers: (latencies, wall seconds, [(job, output)])."""
+async def timed_workers(
+    count: int, jobs: list[Job], run_one: Callable[[Job], Awaitable[Any]], on_done: Callable[[], None] | None = None
+):
+    """Run `jobs` with `count` concurrent workers: (latencies, wall seconds, [(job, output)]).
+
+    `on_done` is called after each job (progress for a person watching a long mode).
+    """
     queue: asyncio.Queue = asyncio.Queue()
     for job in jobs:
         queue.put_nowait(job)
@@ -32,6 +37,8 @@ async def timed_workers(count: int, jobs: list[Job], run_one: Callable[[Job], Aw
             began = time.perf_counter()
             outputs.append((job, await run_one(job)))
             latencies.append(time.perf_counter() - began)
+            if on_done is not None:
+                on_done()
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(count)))

@@ -251,12 +251,16 @@ def run(job: dict) -> dict:
     reset_peak_memory()  # as for rerankd's rows: the peak while serving (weights included), not the export's
     latencies: list[float] = []
     scores: list[list[float]] = []
-    start = time.perf_counter()
+    start = noted = time.perf_counter()
     for query, documents in requests:
         t = time.perf_counter()
         output = model.predict([(query, doc) for doc in documents], show_progress_bar=False)  # numpy: synced
         latencies.append(time.perf_counter() - t)
         scores.append([float(s) for s in output])
+        if time.perf_counter() - noted >= 10 and len(scores) < len(requests):  # a line at least every ~10 s
+            noted = time.perf_counter()
+            left = (len(requests) - len(scores)) * (noted - start) / len(scores)
+            progress(f"{len(scores)}/{len(requests)} requests, about {left:.0f}s left")
     wall = time.perf_counter() - start
     device_peak = None
     if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():

@@ -37,5 +37,27 @@ class Progress:
             raise
         self.note(f"{name} done in {time.monotonic() - began:.1f}s")
 
+    def ticker(self, name: str, total: int, every: float = 10.0) -> Ticker:
+        """Call the result once per finished request: `name: done/total requests` at most every `every` seconds."""
+        return Ticker(self, name, total, every)
+
+
+class Ticker:
+    """Progress inside one long stage (a mode runs its requests for minutes without another line)."""
+
+    def __init__(self, progress: Progress, name: str, total: int, every: float) -> None:
+        self.progress, self.name, self.total, self.every = progress, name, total, every
+        self.done = 0
+        self.began = self.last = time.monotonic()
+
+    def __call__(self) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if now - self.last >= self.every and self.done < self.total:
+            self.last = now
+            rate = self.done / (now - self.began)
+            left = (self.total - self.done) / rate
+            self.progress.note(f"  {self.name}: {self.done}/{self.total} requests, about {left:.0f}s left")
+
 
 QUIET = Progress(enabled=False)

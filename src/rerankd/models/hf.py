@@ -30,9 +30,13 @@ def load_network(
     `optional_weights` (name prefixes), any other weight the checkpoint lacks is an
     `IncompatibleCheckpoint` instead of a silently random-initialised tensor.
     """
+    from huggingface_hub.utils import are_progress_bars_disabled, enable_progress_bars
     from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()
+    downloads_show_progress = not are_progress_bars_disabled()
+    hf_logging.disable_progress_bar()  # transformers' "Loading weights" bar: one per load, noise in a server log
+    if downloads_show_progress:
+        enable_progress_bars()  # transformers also turned off huggingface_hub's: later downloads keep theirs
     kwargs: dict[str, Any] = {"dtype": placement.dtype, "trust_remote_code": False}
     if optional_weights is not None:
         kwargs["output_loading_info"] = True

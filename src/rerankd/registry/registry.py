@@ -143,6 +143,7 @@ class ModelRegistry:
         entry.lifecycle.move(State.LOADING)
         entry.failure = None
         started = time.perf_counter()
+        log.info("loading model %s from %s ...", entry.name, entry.source)  # "... loaded in 12.3s" ends it
 
         def gone() -> bool:  # deleted while it loads
             return entry.lifecycle.gone
@@ -271,6 +272,7 @@ class ModelRegistry:
         assert old is not None
         entry.swap_source = source
         started = time.perf_counter()
+        log.info("hot-swapping model %s to %s ...", entry.name, source)
 
         def failed(failure: LoadFailure) -> None:
             entry.last_swap_error = failure.message

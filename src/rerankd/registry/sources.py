@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from rerankd.core.errors import Forbidden
 from rerankd.models.catalog import catalog
+
+log = logging.getLogger(__name__)
 
 # What a scorer needs from a repository: configs, tokenizers, safetensors weights.
 _WEIGHT_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "*/*.json"]
@@ -119,10 +123,16 @@ def _hub_snapshot(repo_id: str, *, allow_download: bool, revision: str | None) -
                 f"{repo_id!r} is not a local directory, an installed model package or in the Hugging Face "
                 f"cache, and downloading is not allowed here ({type(cached_error).__name__})"
             ) from None
+    # A download can take minutes: say so when it starts (huggingface_hub draws its progress bars on
+    # stderr meanwhile, unless HF_HUB_DISABLE_PROGRESS_BARS=1) and how much it was when it ends.
+    log.info("downloading %s from the Hugging Face hub ...", repo_id)
+    started = time.perf_counter()
     try:
         path = Path(snapshot_download(repo_id, revision=revision, allow_patterns=_WEIGHT_PATTERNS))
         if not any(path.glob("*.safetensors")):
             path = Path(snapshot_download(repo_id, revision=revision, allow_patterns=_FALLBACK_PATTERNS))
+        size = sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
+        log.info("downloaded %s (%.1f MB) in %.1fs", repo_id, size / 1e6, time.perf_counter() - started)
         return path
     except Exception as error:
         raise SourceNotFound(
