@@ -11,9 +11,7 @@ host but 127.0.0.1 is unresolvable for the browser, Selenium Manager is never as
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -253,6 +251,17 @@ def _rendered(driver, column) -> list[dict]:
     )
 
 
+def _assert_ranked_like_the_api(rows: list[dict], api: list[dict]) -> None:
+    """The rendered order is the API's (near-ties within float noise may swap), with its scores as shown."""
+    api_score = {s["index"]: s["score"] for s in api}
+    assert_same_ranking([row["index"] for row in rows], [api_score[i] for i in range(len(DOCUMENTS))], tol=1e-6)
+    for rank, row in enumerate(rows):
+        assert row["score"] == pytest.approx(api_score[row["index"]], abs=1e-6), (rank, row)
+        # Shown with 4 decimals: the API's score, rounded.
+        assert abs(float(row["shown"]) - api_score[row["index"]]) <= 0.5e-4 + 1e-6, (rank, row)
+        assert row["text"] == DOCUMENTS[row["index"]]
+
+
 def _policy_violations(driver) -> list[str]:
     """Console messages saying the Content-Security-Policy or Trusted Types blocked something."""
     return [
@@ -272,17 +281,7 @@ def test_browser_ranks_like_the_api_and_shows_documents_as_text(live, browser, t
     assert [c.get_attribute("data-model") for c in columns] == models
     for column in columns:
         model = column.get_attribute("data-model")
-        rows = _rendered(browser, column)
-        api = _api_scores(live, model, DOCUMENTS)
-        api_score = {s["index"]: s["score"] for s in api}
-        reference = [api_score[i] for i in range(len(DOCUMENTS))]
-        # The rendered order is the API's (near-ties within float noise may swap), best first.
-        assert_same_ranking([row["index"] for row in rows], reference, tol=1e-6)
-        for rank, row in enumerate(rows):
-            assert row["score"] == pytest.approx(api_score[row["index"]], abs=1e-6), (model, rank)
-            # Shown with 4 decimals: the API's score, rounded.
-            assert abs(float(row["shown"]) - api_score[row["index"]]) <= 0.5e-4 + 1e-6, (model, row)
-            assert row["text"] == DOCUMENTS[row["index"]]
+        _assert_ranked_like_the_api(_rendered(browser, column), _api_scores(live, model, DOCUMENTS))
         latency = column.find_element(By.CSS_SELECTOR, ".latency").text
         assert re.fullmatch(r"\d+ ms", latency), latency
         assert f"{len(DOCUMENTS)} pairs" in column.find_element(By.CSS_SELECTOR, ".meta").text
@@ -308,8 +307,6 @@ def test_browser_ranks_like_the_api_and_shows_documents_as_text(live, browser, t
     screenshot = tmp_path / "page.png"
     assert browser.save_screenshot(str(screenshot))
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    if os.environ.get("RERANKD_PAGE_SCREENSHOT"):  # where a person wants to look at it
-        shutil.copy(screenshot, os.environ["RERANKD_PAGE_SCREENSHOT"])
 
 
 def test_browser_loads_a_sample_with_its_grades(live, browser):
@@ -331,7 +328,29 @@ def test_browser_loads_a_sample_with_its_grades(live, browser):
     assert "nDCG@10" in column.find_element(By.CSS_SELECTOR, ".meta").text
 
 
-def test_browser_swaps_unloads_and_loads_models_with_the_admin_key(live, browser):
+def _tiny_lora(directory: Path) -> Path:
+    """A LoRA adapter in PEFT's format (rank 2 on layer 0's query, seeded), written directly.
+
+    What this file tests is the page, not LoRA (tests/test_adapters.py checks adapters against
+    PEFT); building one with PEFT would add ~10 s of imports and model loading.
+    """
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(7)
+    directory.mkdir()
+    config = {"peft_type": "LORA", "task_type": "SEQ_CLS", "r": 2, "lora_alpha": 4, "target_modules": ["query"]}
+    (directory / "adapter_config.json").write_text(json.dumps(config))
+    module = "base_model.model.bert.encoder.layer.0.attention.self.query"
+    tensors = {
+        f"{module}.lora_A.weight": rng.normal(0, 0.5, (2, 384)).astype(np.float32),
+        f"{module}.lora_B.weight": rng.normal(0, 0.5, (384, 2)).astype(np.float32),
+    }
+    save_file(tensors, str(directory / "adapter_model.safetensors"))
+    return directory
+
+
+def test_browser_swaps_unloads_and_loads_models_with_the_admin_key(live, browser, tmp_path):
     from selenium.webdriver.common.by import By
 
     _open(browser, live, admin=True)
@@ -372,6 +391,26 @@ def test_browser_swaps_unloads_and_loads_models_with_the_admin_key(live, browser
     assert outcome(f"unload {BI_ENCODER}").startswith(f"unload {BI_ENCODER}: done")
     assert BI_ENCODER not in served()
     _wait(browser, lambda d: row(BI_ENCODER) is None)
+
+    # An adapter through its form: it joins the picker as `minilm:tiny` and ranks like the API.
+    browser.find_element(By.ID, "adapter-model").send_keys("minilm")
+    browser.find_element(By.ID, "adapter-name").send_keys("tiny")
+    browser.find_element(By.ID, "adapter-source").send_keys(str(_tiny_lora(tmp_path / "tiny")))
+    browser.find_element(By.CSS_SELECTOR, "#adapter-form button").click()
+    assert outcome("load minilm:tiny").startswith("load minilm:tiny: done")
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '#model-picker input[value="minilm:tiny"]'))
+    _choose(browser, ["minilm:tiny"])
+    (column,) = _rank(browser, QUERY, DOCUMENTS, 1)
+    assert column.get_attribute("data-model") == "minilm:tiny"
+    adapted = _api_scores(live, "minilm:tiny", DOCUMENTS)
+    _assert_ranked_like_the_api(_rendered(browser, column), adapted)
+    assert adapted != _api_scores(live, "minilm", DOCUMENTS)  # the column is the adapter's, not the base's
+    _wait(browser, lambda d: row("minilm:tiny") is not None)
+    click("minilm:tiny", "Unload")
+    _wait(browser, lambda d: "Confirm unload" in labels("minilm:tiny"))
+    click("minilm:tiny", "Confirm unload")
+    assert outcome("unload minilm:tiny").startswith("unload minilm:tiny: done")
+    assert [a["name"] for a in served()["minilm"]["adapters"]] == []
 
     # Load it back through the form.
     browser.find_element(By.ID, "load-name").send_keys(BI_ENCODER)
