@@ -99,7 +99,12 @@ async function call(method, path, body, { admin = false } = {}) {
     response = await fetch(path, init);
     text = await response.text();
   } catch (error) {
-    return { ok: false, status: 0, error: `cannot reach the server: ${error.message}`, ms: performance.now() - started };
+    return {
+      ok: false,
+      status: 0,
+      error: `cannot reach the server: ${error.message}`,
+      ms: performance.now() - started,
+    };
   }
   const ms = performance.now() - started;
   let data = null;
@@ -129,18 +134,26 @@ async function loadSamples() {
   const select = $("sample");
   const result = await call("GET", "/ui/samples");
   if (!result.ok) {
-    select.replaceChildren(el("option", { value: "", text: result.status === 401 ? "enter the API key to list samples" : "samples unavailable" }));
+    select.replaceChildren(
+      el("option", {
+        value: "",
+        text: result.status === 401 ? "enter the API key to list samples" : "samples unavailable",
+      }),
+    );
     return;
   }
   const groups = new Map();
   for (const sample of result.data.samples) {
-    const label = sample.source === "trec-dl-2019" ? "TREC DL 2019 (BM25's first passages, TREC grades)" : "Written for rerankd";
+    const label =
+      sample.source === "trec-dl-2019" ? "TREC DL 2019 (BM25's first passages, TREC grades)" : "Written for rerankd";
     if (!groups.has(label)) groups.set(label, el("optgroup", { label }));
     groups.get(label).append(el("option", { value: sample.id, text: `${sample.query} (${sample.documents})` }));
   }
   const options = [el("option", { value: "", text: "choose a sample set…" }), ...groups.values()];
   if (!result.data.trec_dl_2019) {
-    options.push(el("option", { value: "", disabled: true, text: "TREC DL 2019: not on this server (RERANKD_SHARED_DATA)" }));
+    options.push(
+      el("option", { value: "", disabled: true, text: "TREC DL 2019: not on this server (RERANKD_SHARED_DATA)" }),
+    );
   }
   select.replaceChildren(...options);
   state.samplesLoaded = true;
@@ -158,7 +171,10 @@ async function pickSample() {
   $("query").value = sample.query;
   $("candidates").value = sample.documents.join("\n");
   state.grades = new Map(sample.documents.map((text, i) => [text, sample.grades[i]]));
-  say("form-message", `${sample.documents.length} candidates loaded${sample.grades.some((g) => g !== null) ? " with relevance grades" : ""}.`);
+  say(
+    "form-message",
+    `${sample.documents.length} candidates loaded${sample.grades.some((g) => g !== null) ? " with relevance grades" : ""}.`,
+  );
 }
 
 // ------------------------------------------------------------------ models to pick
@@ -172,10 +188,16 @@ function pickable(models) {
       id: model.id,
       state: model.state,
       disabled: failed,
-      title: failed && model.last_error ? model.last_error.message : `${model.family || ""} ${model.source || ""}`.trim(),
+      title:
+        failed && model.last_error ? model.last_error.message : `${model.family || ""} ${model.source || ""}`.trim(),
     });
     for (const adapter of model.adapters || []) {
-      entries.push({ id: adapter.id, state: adapter.state, disabled: adapter.state === "failed", title: adapter.source });
+      entries.push({
+        id: adapter.id,
+        state: adapter.state,
+        disabled: adapter.state === "failed",
+        title: adapter.source,
+      });
     }
   }
   return entries;
@@ -189,7 +211,10 @@ function renderPicker(models) {
   state.pickerSignature = signature;
   const checked = new Set([...document.querySelectorAll("#model-picker input:checked")].map((input) => input.value));
   if (first) {
-    entries.filter((e) => !e.disabled).slice(0, DEFAULT_COLUMNS).forEach((e) => checked.add(e.id));
+    entries
+      .filter((e) => !e.disabled)
+      .slice(0, DEFAULT_COLUMNS)
+      .forEach((e) => checked.add(e.id));
   }
   const picker = $("model-picker");
   if (entries.length === 0) {
@@ -199,7 +224,12 @@ function renderPicker(models) {
   picker.replaceChildren(
     ...entries.map((entry) =>
       el("label", { className: "check", title: entry.title }, [
-        el("input", { type: "checkbox", value: entry.id, checked: checked.has(entry.id) && !entry.disabled, disabled: entry.disabled }),
+        el("input", {
+          type: "checkbox",
+          value: entry.id,
+          checked: checked.has(entry.id) && !entry.disabled,
+          disabled: entry.disabled,
+        }),
         el("span", { className: "model-id", text: entry.id }),
         el("span", { className: `pill ${entry.state}`, text: entry.state }),
       ]),
@@ -261,7 +291,11 @@ function renderHits(column, result, documents) {
           grade !== undefined && grade !== null
             ? el("span", { className: `grade g${grade}`, text: `rel ${grade}`, title: "relevance grade of the sample" })
             : null,
-          el("span", { className: "index", text: `#${scored.index + 1}`, title: `line ${scored.index + 1} of the candidates` }),
+          el("span", {
+            className: "index",
+            text: `#${scored.index + 1}`,
+            title: `line ${scored.index + 1} of the candidates`,
+          }),
           scored.truncated ? el("span", { className: "flag", text: "cut", title: "truncated to fit the model" }) : null,
         ]),
         el("p", { className: "text", text }),
@@ -384,7 +418,14 @@ function renderCards(listing, samples) {
     const units = sum(samples, "rerankd_queue_units");
     const tokens = sum(samples, "rerankd_queue_tokens");
     const active = sum(samples, "rerankd_queue_active_requests");
-    cards.push(card("Queue", `${units}`, `sequences waiting · ${tokens} tokens · ${plural(active, "request")} active`, "card-queue"));
+    cards.push(
+      card(
+        "Queue",
+        `${units}`,
+        `sequences waiting · ${tokens} tokens · ${plural(active, "request")} active`,
+        "card-queue",
+      ),
+    );
     const now = performance.now();
     const requests = sum(samples, "rerankd_http_requests_total", (labels) => SCORING_ROUTES.has(labels.route));
     const pairs = sum(samples, "rerankd_batch_size_sum");
@@ -404,7 +445,10 @@ function renderCards(listing, samples) {
     state.queues = new Map();
     for (const s of samples.filter((s) => s.name === "rerankd_queue_units")) state.queues.set(s.labels.model, s.value);
   } else {
-    cards.push(card("Queue", "–", "/metrics unavailable", "card-queue"), card("Throughput", "–", "", "card-throughput"));
+    cards.push(
+      card("Queue", "–", "/metrics unavailable", "card-queue"),
+      card("Throughput", "–", "", "card-throughput"),
+    );
   }
   $("status-cards").replaceChildren(...cards);
 }
@@ -412,7 +456,11 @@ function renderCards(listing, samples) {
 /** A button for an admin write; with `confirm`, the first click only asks (for 5 s) and the second acts. */
 function adminButton(label, action, { confirm = null, key = null } = {}) {
   const asking = confirm && state.confirming.has(key);
-  const button = el("button", { type: "button", className: asking ? "small confirm" : "small", text: asking ? confirm : label });
+  const button = el("button", {
+    type: "button",
+    className: asking ? "small confirm" : "small",
+    text: asking ? confirm : label,
+  });
   button.addEventListener("click", async () => {
     if (confirm && !state.confirming.has(key)) {
       const timer = setTimeout(() => {
@@ -437,7 +485,11 @@ function adminButton(label, action, { confirm = null, key = null } = {}) {
 async function adminCall(method, path, body, doing) {
   say("admin-message", `${doing}…`);
   const result = await call(method, path, body, { admin: true });
-  say("admin-message", result.ok ? `${doing}: done in ${(result.ms / 1000).toFixed(1)} s` : `${doing}: ${result.error}`, result.ok ? "ok" : "error");
+  say(
+    "admin-message",
+    result.ok ? `${doing}: done in ${(result.ms / 1000).toFixed(1)} s` : `${doing}: ${result.error}`,
+    result.ok ? "ok" : "error",
+  );
   await refreshStatus();
   return result;
 }
@@ -450,17 +502,31 @@ function modelRow(model) {
       $("load-source").focus();
     }),
     model.source
-      ? adminButton("Reload", () => adminCall("PUT", `/v1/models/${modelPath(model.id)}`, sourceBody(model.source, model.revision), `reload ${model.id}`))
+      ? adminButton("Reload", () =>
+          adminCall(
+            "PUT",
+            `/v1/models/${modelPath(model.id)}`,
+            sourceBody(model.source, model.revision),
+            `reload ${model.id}`,
+          ),
+        )
       : null,
-    adminButton("Unload", () => adminCall("DELETE", `/v1/models/${modelPath(model.id)}`, undefined, `unload ${model.id}`), {
-      confirm: "Confirm unload",
-      key: model.id,
-    }),
+    adminButton(
+      "Unload",
+      () => adminCall("DELETE", `/v1/models/${modelPath(model.id)}`, undefined, `unload ${model.id}`),
+      {
+        confirm: "Confirm unload",
+        key: model.id,
+      },
+    ),
   ]);
   const error = model.state === "failed" && model.last_error ? model.last_error.message : null;
   const rows = [
     el("tr", { dataset: { model: model.id } }, [
-      el("td", {}, [el("span", { className: "model-id", text: model.id }), error ? el("div", { className: "error small-text", text: error }) : null]),
+      el("td", {}, [
+        el("span", { className: "model-id", text: model.id }),
+        error ? el("div", { className: "error small-text", text: error }) : null,
+      ]),
       el("td", {}, [el("span", { className: `pill ${model.state}`, text: model.state })]),
       el("td", { text: model.family || "–" }),
       el("td", { text: model.memory_bytes ? formatBytes(model.memory_bytes) : "–" }),
@@ -481,7 +547,13 @@ function modelRow(model) {
         el("td", { className: "admin-only actions" }, [
           adminButton(
             "Unload",
-            () => adminCall("DELETE", `/v1/models/${modelPath(adapter.model)}/adapters/${encodeURIComponent(adapter.name)}`, undefined, `unload ${adapter.id}`),
+            () =>
+              adminCall(
+                "DELETE",
+                `/v1/models/${modelPath(adapter.model)}/adapters/${encodeURIComponent(adapter.name)}`,
+                undefined,
+                `unload ${adapter.id}`,
+              ),
             { confirm: "Confirm unload", key: adapter.id },
           ),
         ]),
@@ -507,36 +579,51 @@ function renderTable() {
   $("models-table").replaceChildren(...state.models.flatMap(modelRow));
 }
 
-let refreshing = null;
+let refreshing = null; // the refresh running now
+let queued = null; // one more after it: it read the server (and the keys) before the latest change
 
 /** Reads /v1/models and /metrics and redraws the status panel and the model picker. */
 function refreshStatus() {
   if (!refreshing) {
-    refreshing = (async () => {
-      const [listing, metrics] = await Promise.all([call("GET", "/v1/models"), call("GET", "/metrics")]);
-      const samples = metrics.ok ? parseMetrics(metrics.text) : null;
-      if (listing.ok) {
-        state.models = listing.data.data.filter((m) => m.registered);
-        say("status-message", "");
-        renderPicker(state.models);
-        if (!state.samplesLoaded) loadSamples();
-      } else {
-        say("status-message", listing.status === 401 ? `${listing.error} — enter the server's API key above.` : listing.error, "error");
-        if (listing.status === 401) {
-          $("model-picker").replaceChildren(el("p", { className: "muted", text: "enter the API key to list the models" }));
-          state.pickerSignature = "";
-        }
-      }
-      if (!listing.ok) state.models = [];
-      renderCards(listing.ok ? listing.data : null, samples);
-      $("models-count").textContent = listing.ok ? `(${state.models.length})` : "";
-      renderTable();
-      document.body.dataset.updated = String(Date.now());
-    })().finally(() => {
+    refreshing = readStatus().finally(() => {
       refreshing = null;
     });
+    return refreshing;
   }
-  return refreshing;
+  if (!queued) {
+    const next = () => {
+      queued = null;
+      return refreshStatus();
+    };
+    queued = refreshing.then(next, next);
+  }
+  return queued;
+}
+
+async function readStatus() {
+  const [listing, metrics] = await Promise.all([call("GET", "/v1/models"), call("GET", "/metrics")]);
+  const samples = metrics.ok ? parseMetrics(metrics.text) : null;
+  if (listing.ok) {
+    state.models = listing.data.data.filter((m) => m.registered);
+    say("status-message", "");
+    renderPicker(state.models);
+    if (!state.samplesLoaded) loadSamples();
+  } else {
+    say(
+      "status-message",
+      listing.status === 401 ? `${listing.error} — enter the server's API key above.` : listing.error,
+      "error",
+    );
+    if (listing.status === 401) {
+      $("model-picker").replaceChildren(el("p", { className: "muted", text: "enter the API key to list the models" }));
+      state.pickerSignature = "";
+    }
+  }
+  if (!listing.ok) state.models = [];
+  renderCards(listing.ok ? listing.data : null, samples);
+  $("models-count").textContent = listing.ok ? `(${state.models.length})` : "";
+  renderTable();
+  document.body.dataset.updated = String(Date.now());
 }
 
 // ------------------------------------------------------------------ wiring
@@ -573,7 +660,12 @@ document.addEventListener("DOMContentLoaded", () => {
     const model = $("adapter-model").value.trim();
     const adapter = $("adapter-name").value.trim();
     const body = { source: $("adapter-source").value.trim() };
-    adminCall("PUT", `/v1/models/${modelPath(model)}/adapters/${encodeURIComponent(adapter)}`, body, `load ${model}:${adapter}`);
+    adminCall(
+      "PUT",
+      `/v1/models/${modelPath(model)}/adapters/${encodeURIComponent(adapter)}`,
+      body,
+      `load ${model}:${adapter}`,
+    );
   });
   $("models-details").open = true;
   refreshStatus();
