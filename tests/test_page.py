@@ -196,9 +196,17 @@ def browser(tmp_path_factory) -> Iterator:
 
 
 def _wait(driver, condition, timeout: float = TIMEOUT):
+    """Until `condition(driver)` is truthy; an element that the page's 2-second refresh redrew is looked up again."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout).until(condition)
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    return WebDriverWait(driver, timeout, ignored_exceptions=ignored).until(condition)
+
+
+def _act(driver, action) -> None:
+    """Run `action()` (find elements, click), again if the page redrew them in between."""
+    _wait(driver, lambda d: action() or True)
 
 
 def _open(driver, server: RunningServer, *, admin: bool = False) -> None:
@@ -213,11 +221,17 @@ def _open(driver, server: RunningServer, *, admin: bool = False) -> None:
 
 
 def _choose(driver, models: list[str]) -> None:
+    """Tick exactly `models` in the picker."""
     from selenium.webdriver.common.by import By
 
-    for box in driver.find_elements(By.CSS_SELECTOR, "#model-picker input"):
-        if box.is_selected() != (box.get_attribute("value") in models):
-            box.click()
+    def tick() -> None:
+        for box in driver.find_elements(By.CSS_SELECTOR, "#model-picker input"):
+            if box.is_selected() != (box.get_attribute("value") in models):
+                box.click()
+
+    _act(driver, tick)
+    picked = driver.find_elements(By.CSS_SELECTOR, "#model-picker input:checked")
+    assert [box.get_attribute("value") for box in picked] == models
 
 
 def _rank(driver, query: str | None, documents: list[str] | None, columns: int) -> list:
@@ -363,8 +377,11 @@ def test_browser_swaps_unloads_and_loads_models_with_the_admin_key(live, browser
         return [b.text for b in row(name).find_elements(By.TAG_NAME, "button")]
 
     def click(name: str, label: str) -> None:
-        (button,) = [b for b in row(name).find_elements(By.TAG_NAME, "button") if b.text == label]
-        button.click()
+        def press() -> None:
+            (button,) = [b for b in row(name).find_elements(By.TAG_NAME, "button") if b.text == label]
+            button.click()
+
+        _act(browser, press)
 
     def outcome(doing: str) -> str:
         """The admin message once `doing` has finished: `doing: done in N s` or `doing: <error>`."""
