@@ -14,7 +14,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from rerankd.api import admin, cohere, docs, health, metrics, sie, tei
+from rerankd.api import admin, cohere, docs, health, metrics, page, samples, sie, tei
 from rerankd.api.auth import Access, ApiKeyMiddleware
 from rerankd.api.common import ApiContext, ApiLimits, ClientGone
 from rerankd.api.drain import Drain, DrainMiddleware
@@ -179,7 +179,17 @@ def create_app(config: ServerConfig) -> Starlette:
 
     drain = Drain(config.drain_timeout)
     app = starlette_app(
-        [*sie.routes, *cohere.routes, *tei.routes, *admin.routes, *health.routes, *metrics.routes, *docs.routes],
+        [
+            *sie.routes,
+            *cohere.routes,
+            *tei.routes,
+            *admin.routes,
+            *health.routes,
+            *metrics.routes,
+            *docs.routes,
+            *page.routes,
+            *samples.routes,
+        ],
         lifespan=lifespan,
         access=config.access,
         drain=drain,
@@ -192,6 +202,8 @@ def create_app(config: ServerConfig) -> Starlette:
         *health.operations,
         *metrics.operations,
         *docs.operations,
+        *page.operations,
+        *samples.operations,
     ]
     app.state.openapi = docs.openapi_bytes(operations, config.limits)
     app.state.metrics = observed

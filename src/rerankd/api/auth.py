@@ -1,4 +1,4 @@
-"""Who may call what: `--api-key` on every route but health, metrics and docs; the admin key on admin writes.
+"""Who may call what: `--api-key` on every route but health, metrics, docs and the page; the admin key on admin writes.
 
 Admin writes (`PUT`/`DELETE` of models and adapters) change what the server runs and what it
 reads from disk, so they are off unless the operator turns them on: with `--admin-api-key`
@@ -19,13 +19,14 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from rerankd.api import docs
+from rerankd.api import docs, page
 from rerankd.api.errors import error_response
 from rerankd.core.errors import Forbidden, Unauthorized
 
-# Answered without any key: probes, scrapers (Prometheus sends no token) and the API's own docs.
-OPEN_PATHS = ("/healthz", "/readyz", "/health", "/metrics", "/openapi.json", "/docs")
-OPEN_PREFIXES = (f"{docs.STATIC_PREFIX}/",)
+# Answered without any key: probes, scrapers (Prometheus sends no token), the API's own docs and the
+# page at `/` with its static files (the page asks for the keys and sends them on its data calls).
+OPEN_PATHS = ("/healthz", "/readyz", "/health", "/metrics", "/openapi.json", "/docs", "/")
+OPEN_PREFIXES = (f"{docs.STATIC_PREFIX}/", f"{page.STATIC_PREFIX}/")
 
 
 def is_open(path: str) -> bool:

@@ -82,7 +82,7 @@ class Forbidden(RerankdError):
 
 
 class NotFound(RerankdError):
-    """No such route."""
+    """No such route, or nothing of that name under it (a sample set of the page)."""
 
     code = "NOT_FOUND"
 
