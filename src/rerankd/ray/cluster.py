@@ -55,6 +55,7 @@ class ClusterRegistry:
         self.adapters: dict[str, dict[str, AdapterState]] = {}
         self._generation = itertools.count(1)  # config models are generation 0
         self.reports: list[dict[str, Any]] = []
+        self.shard_retries = 0  # shards sent again after their replica died (GET /v1/models: hardware)
         self._refresher: asyncio.Task | None = None
         for model in config.models:
             self.register(model.name, model.source, lazy=model.lazy)
@@ -163,8 +164,9 @@ class ClusterRegistry:
         return None
 
     def hardware(self) -> dict:
+        """The first replica's machine, how many replicas answer, and how many shards were sent again."""
         first = self.reports[0]["hardware"] if self.reports else {}
-        return {**first, "replicas": len(self.reports)}
+        return {**first, "replicas": len(self.reports), "shard_retries": self.shard_retries}
 
     def memory(self) -> dict:
         memories = [report["memory"] for report in self.reports]
@@ -290,6 +292,7 @@ class ClusterEngine:
                 raise
             except REPLICA_GONE as error:
                 failure = error
+                self.registry.shard_retries += 1
                 log.warning("a replica failed while scoring %d items (%s); retrying", len(shard.request.items), error)
                 continue
             if answer.error is not None:
