@@ -177,6 +177,37 @@ def _add_observability_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_ray_options(parser: argparse.ArgumentParser) -> None:
+    """`rerankd serve --ray` (README "Scale out on Ray Serve"; needs the `[ray]` extra)."""
+    group = parser.add_argument_group("scale out on Ray Serve (pip install -e '.[ray]')")
+    group.add_argument(
+        "--ray", action="store_true", help="serve through engine replicas on a Ray cluster (started here or joined)"
+    )
+    group.add_argument("--replicas", type=_positive_int, default=None, metavar="N", help="engine replicas (1)")
+    group.add_argument(
+        "--max-replicas", type=_positive_int, default=None, metavar="N", help="autoscale up to N on ongoing requests"
+    )
+    group.add_argument(
+        "--ray-address", default=None, metavar="ADDR", help="join this cluster (auto, HOST:6379, ray://...)"
+    )
+    group.add_argument("--replica-cpus", type=float, default=1.0, metavar="N", help="CPUs per replica (1)")
+    group.add_argument("--replica-gpus", type=float, default=0.0, metavar="N", help="GPUs per replica (0)")
+    group.add_argument(
+        "--model-slots",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="models one replica keeps loaded (default: --max-loaded-models, else every --model)",
+    )
+    group.add_argument(
+        "--shard-items",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="split requests with more items than N across replicas (0: never)",
+    )
+
+
 def _engine_settings(args: argparse.Namespace) -> dict:
     """The `RegistrySettings` fields that the engine options (`_add_engine_options`) set."""
     return {
@@ -314,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_production_options(serve)
     _add_observability_options(serve)
     _add_engine_options(serve)
+    _add_ray_options(serve)
 
     score = commands.add_parser(
         "score",
@@ -389,22 +421,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from rerankd.api.app import DEFAULT_MODEL, ModelArg, ServerConfig, create_app
+def _server_config(args: argparse.Namespace):
+    """`rerankd serve`'s flags as the app's `ServerConfig` (the same for one process and for Ray replicas)."""
+    from rerankd.api.app import DEFAULT_MODEL, ModelArg, ServerConfig
     from rerankd.api.common import ApiLimits
-    from rerankd.api.logs import configure_logging
-    from rerankd.api.server import serve
-    from rerankd.core.memory import limit_arenas
-    from rerankd.models.runtime import configure_threads
     from rerankd.registry.registry import RegistrySettings
 
-    if args.malloc_arenas > 0 and "MALLOC_ARENA_MAX" not in os.environ:
-        limit_arenas(args.malloc_arenas)  # before the tokenizer, compute and torch threads exist
-    configure_logging(args.log_level, args.log_format)
-    configure_threads(args.threads)
     lazy = set(args.lazy_models)
     models = [ModelArg.parse(text, lazy=index in lazy) for index, text in enumerate(args.model or [DEFAULT_MODEL])]
-    config = ServerConfig(
+    return ServerConfig(
         models=models,
         scheduler=_scheduler_config(args),
         registry=RegistrySettings(
@@ -428,10 +453,52 @@ def _serve(args: argparse.Namespace) -> int:
         ready_when=args.ready_when,
         idle_trim_seconds=args.idle_trim_seconds or None,
     )
+
+
+def _ray_options(args: argparse.Namespace):
+    from rerankd.ray.options import RayOptions
+
+    return RayOptions(
+        replicas=args.replicas or 1,
+        max_replicas=args.max_replicas,
+        replica_cpus=args.replica_cpus,
+        replica_gpus=args.replica_gpus,
+        threads=args.threads,
+        model_slots=args.model_slots,
+        shard_items=args.shard_items,
+        address=args.ray_address,
+    )
+
+
+def ray_serve_settings(flags: Sequence[str]):
+    """(ServerConfig, RayOptions, host, port) from `rerankd serve` flags: the `serve run rerankd.ray:app` builder's."""
+    args = build_parser().parse_args(["serve", *flags])
+    return _server_config(args), _ray_options(args), args.host, args.port
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from rerankd.api.app import create_app
+    from rerankd.api.logs import configure_logging
+    from rerankd.api.server import serve
+    from rerankd.core.memory import limit_arenas
+    from rerankd.models.runtime import configure_threads
+
+    if args.malloc_arenas > 0 and "MALLOC_ARENA_MAX" not in os.environ:
+        limit_arenas(args.malloc_arenas)  # before the tokenizer, compute and torch threads exist
+    configure_logging(args.log_level, args.log_format)
+    config = _server_config(args)
     if config.access.admin_enabled and not args.model_root:
         logging.getLogger("rerankd").warning(
             "the admin API is on without --model-root: PUT may load any directory this process can read"
         )
+    if args.ray:
+        try:
+            from rerankd.ray.launch import serve_on_ray
+        except ImportError as error:
+            print(f"rerankd serve --ray needs Ray Serve: pip install -e '.[ray]' ({error})", file=sys.stderr)
+            return 2
+        return serve_on_ray(config, _ray_options(args), args.host, args.port)
+    configure_threads(args.threads)
     serve(create_app(config), host=args.host, port=args.port, log_level=args.log_level)
     # Everything that needed closing has been closed by the drain and the lifespan (requests
     # answered, models unloaded, threads stopped). The interpreter's own teardown would now
@@ -583,6 +650,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "precision", "exact") == "fast" and args.dtype not in ("auto", "float32", "fp32"):
         parser.error(f"--precision fast chooses the numerics itself: drop --dtype {args.dtype}")
     if args.command == "serve":
+        if not args.ray and (args.replicas or args.max_replicas or args.ray_address or args.model_slots):
+            parser.error("--replicas, --max-replicas, --ray-address and --model-slots apply with --ray")
         return _serve(args)
     if args.command == "score":
         return _score(args)

@@ -24,6 +24,7 @@ from rerankd.api.metrics import Metrics
 from rerankd.api.requests import RequestMiddleware
 from rerankd.api.service import Service
 from rerankd.core.errors import InternalError, MethodNotAllowed, NotFound, RerankdError
+from rerankd.core.observer import Observer
 from rerankd.engine.scheduler import SchedulerConfig
 from rerankd.registry.registry import RegistrySettings
 
@@ -123,6 +124,25 @@ def starlette_app(
     return app
 
 
+# Builds the `Service` an app serves from (`local_service`; `rerankd.ray`'s gateway passes its own,
+# whose registry and engine reach the replicas): given the config and the metrics observer.
+ServiceFactory = Callable[[ServerConfig, Observer], Service]
+
+
+def local_service(config: ServerConfig, observer: Observer) -> Service:
+    """This process's registry and engine, with the `--model`s registered (loaded by the lifespan)."""
+    service = Service.create(
+        config.registry,
+        config.scheduler,
+        config.tokenizer_threads,
+        observer=observer,
+        idle_trim_seconds=config.idle_trim_seconds,
+    )
+    for model in config.models:
+        service.registry.register(model.name, model.source, lazy=model.lazy)
+    return service
+
+
 async def load_startup_models(ctx: ApiContext, names: list[str]) -> None:
     """Load the non-lazy `--model` models; a failure is recorded on that model, the server stays up.
 
@@ -135,7 +155,7 @@ async def load_startup_models(ctx: ApiContext, names: list[str]) -> None:
             await registry.load(name)
 
 
-def create_app(config: ServerConfig) -> Starlette:
+def create_app(config: ServerConfig, service_factory: ServiceFactory = local_service) -> Starlette:
     def running() -> ApiContext | None:
         return getattr(app.state, "rerankd", None)
 
@@ -151,15 +171,7 @@ def create_app(config: ServerConfig) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        service = Service.create(
-            config.registry,
-            config.scheduler,
-            config.tokenizer_threads,
-            observer=observed.observer,
-            idle_trim_seconds=config.idle_trim_seconds,
-        )
-        for model in config.models:
-            service.registry.register(model.name, model.source, lazy=model.lazy)
+        service = service_factory(config, observed.observer)
         eager = [m.name for m in config.models if not m.lazy]
         ctx = ApiContext(
             service=service,

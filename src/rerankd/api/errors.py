@@ -35,6 +35,7 @@ STATUS: dict[type[errors.RerankdError], int] = {
     errors.ModelUnloaded: 503,
     errors.NoCapacity: 503,
     errors.ShuttingDown: 503,
+    errors.ReplicaUnavailable: 503,
     errors.DeadlineExceeded: 504,
     errors.RerankdError: 500,
 }

@@ -136,6 +136,15 @@ class DeadlineExceeded(RerankdError):
     code = "DEADLINE_EXCEEDED"
 
 
+class ReplicaUnavailable(RerankdError):
+    """Scale-out (`rerankd.ray`): no replica could score the request (or a shard of it) after retries.
+
+    Never a partial answer: a request split in shards fails whole when one shard cannot be scored.
+    """
+
+    code = "REPLICA_UNAVAILABLE"
+
+
 class ShuttingDown(RerankdError):
     """The server is draining: no new work; in-flight work past the drain timeout is cancelled."""
 

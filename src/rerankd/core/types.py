@@ -68,6 +68,11 @@ class Usage:
     pairs: int
     truncated_items: int = 0
     chunks: int = 0
+    # The part of `input_tokens` / `content_tokens` spent on units that encode the query alone
+    # (bi-encoders, late interaction: once per request). Not reported to clients: a request
+    # scored in shards pays it once per shard, and merging the shards counts it once.
+    query_input_tokens: int = 0
+    query_content_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)

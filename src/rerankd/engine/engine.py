@@ -188,29 +188,34 @@ def postprocess(family: Family, request: ScoreRequest, prepared: Prepared, outpu
 
 
 def build_result(request: ScoreRequest, scores: np.ndarray, prepared: Prepared) -> ScoreResult:
-    """Sort best first (stable: ties keep request order), cut to top_k, attach ids and usage."""
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-    top_k = request.options.top_k
-    if top_k is not None:
-        order = order[:top_k]
-    values = np.asarray(scores, dtype=np.float64)[order].tolist()
-    truncated = prepared.truncated[order].tolist()
-    items = request.items
-    entries = [
-        ScoreEntry(
-            item_id=item_id(items[index], index),
-            index=index,
-            score=value,
-            rank=rank,
-            truncated=cut,
-        )
-        for rank, (index, value, cut) in enumerate(zip(order.tolist(), values, truncated, strict=True))
-    ]
+    """Sort best first, cut to top_k, attach ids and usage."""
     usage = Usage(
         input_tokens=prepared.input_tokens,
         content_tokens=prepared.content_tokens,
         pairs=prepared.n_items,
         truncated_items=int(prepared.truncated.sum()),
         chunks=prepared.n_units - prepared.n_query_units,
+        query_input_tokens=int(prepared.lengths[: prepared.n_query_units].sum()),
+        query_content_tokens=prepared.query_content_tokens,
     )
+    entries = ranked_entries(request, scores, prepared.truncated)
     return ScoreResult(model=request.model, query_id=request.query.id, entries=entries, usage=usage)
+
+
+def ranked_entries(request: ScoreRequest, scores: np.ndarray, truncated: np.ndarray) -> list[ScoreEntry]:
+    """One score per item of `request` -> entries best first (stable: ties keep request order), cut to top_k.
+
+    The one ranking rule: the engine applies it to a request, `rerankd.ray` to the merged
+    scores of a request scored in shards, so both answer the same order.
+    """
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    top_k = request.options.top_k
+    if top_k is not None:
+        order = order[:top_k]
+    values = np.asarray(scores, dtype=np.float64)[order].tolist()
+    cut = np.asarray(truncated, dtype=bool)[order].tolist()
+    items = request.items
+    return [
+        ScoreEntry(item_id=item_id(items[index], index), index=index, score=value, rank=rank, truncated=flag)
+        for rank, (index, value, flag) in enumerate(zip(order.tolist(), values, cut, strict=True))
+    ]

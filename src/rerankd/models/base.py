@@ -59,8 +59,10 @@ class Prepared:
     # Item scored by each unit when documents are chunked (max over a document's windows);
     # None when unit i scores item i.
     unit_item: np.ndarray | None = None
-    # Leading units that encode the query (bi-encoders and late interaction), not an item.
+    # Leading units that encode the query (bi-encoders and late interaction), not an item,
+    # and how many of `content_tokens` are the query's in them.
     n_query_units: int = 0
+    query_content_tokens: int = 0
     # Tokens each unit costs the network when that is less than its length (a prompt prefix
     # that a batch computes once); the scheduler budgets and sorts by it. None: `lengths`.
     cost_lengths: np.ndarray | None = None

@@ -87,6 +87,7 @@ class BiEncoderFamily(Family):
             truncated=truncated,
             content_tokens=int(kept.sum()),
             n_query_units=1,
+            query_content_tokens=int(kept[0]),
         )
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -289,6 +289,7 @@ class LateInteractionFamily(Family):
             content_tokens=len(query_tokens) + document_tokens,
             unit_item=plan.unit_item if chunked else None,
             n_query_units=1,
+            query_content_tokens=len(query_tokens),
         )
 
     def collate(self, ids: list[list[int]], token_tags: list[list[int]] | None) -> dict[str, torch.Tensor]:
