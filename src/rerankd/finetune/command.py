@@ -75,7 +75,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="linear layers LoRA adapts: all-linear (default) or names, e.g. query,key,value",
     )
     training.add_argument(
-        "--negatives", type=positive_int, default=7, help="hard negatives per query from the first stage (default 7)"
+        "--negatives",
+        type=positive_int,
+        default=3,
+        help="hard negatives per query from the first stage (default 3: each costs a forward and backward pass)",
     )
     training.add_argument(
         "--positives", type=positive_int, default=4, help="relevant documents per query at most (default 4)"

@@ -35,7 +35,7 @@ class TrainOptions:
     alpha: float | None = None  # default 2 * rank
     dropout: float = 0.1
     batch_size: int = 16
-    negatives: int = 7
+    negatives: int = 3
     max_steps: int | None = None
     max_length: int | None = None
     patience: int = 2
@@ -88,6 +88,12 @@ def _add_lora(model, base: BaseModel, options: TrainOptions):
     return transformer.model
 
 
+def _on_accelerator(options: TrainOptions) -> bool:
+    import torch
+
+    return options.device != "cpu" and torch.cuda.is_available()
+
+
 def _rows(family: str, queries: list[TrainingQuery], negatives: int) -> list[dict]:
     if family == "cross-encoder":
         return [
@@ -124,6 +130,7 @@ def _trainer(model, base: BaseModel, options: TrainOptions, workdir: str, train,
         "report_to": "none",
         "use_cpu": options.device == "cpu",
         "dataloader_num_workers": 0,
+        "dataloader_pin_memory": _on_accelerator(options),
     }
     if base.family == "cross-encoder":
         from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
