@@ -241,14 +241,19 @@ def test_bad_inputs_give_one_clear_line(capsys, tmp_path):
 
 
 def test_the_installed_command_exits_2_with_one_line(tmp_path):
+    """A real process: nothing else reaches stderr (the engine's log record of the failed load included)."""
+    folder = write_trec_folder(tmp_path / "toy")
     found = subprocess.run(
-        [sys.executable, "-m", "rerankd.cli", "eval", "--dataset", str(tmp_path / "nowhere")],
+        [sys.executable, "-m", "rerankd.cli", "eval", "--dataset", str(folder), "--model", str(tmp_path / "nope")],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
     )
     assert found.returncode == 2
-    assert found.stderr.strip() == f"rerankd eval: dataset {tmp_path / 'nowhere'} does not exist"
+    assert found.stderr.splitlines() == [
+        f"rerankd eval: --model {tmp_path / 'nope'}: model '{tmp_path / 'nope'}' failed to load: SourceNotFound: "
+        f"model directory '{tmp_path / 'nope'}' does not exist"
+    ]
 
 
 def test_url_naming_a_model_the_server_lacks(capsys, tmp_path, server):

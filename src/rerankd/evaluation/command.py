@@ -6,6 +6,7 @@ Importing this module is cheap (argparse only): `rerankd --help` must not load t
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -121,6 +122,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_engine_arguments(parser)
 
 
+def quiet_engine_logs() -> None:
+    """Offline, no telemetry, and the engine's log records not printed: a failure reaches the user as the
+    command's one line (Python would print unhandled records on stderr, e.g. a model that failed to load)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never download: models are local or packaged
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    logging.getLogger("rerankd").addHandler(logging.NullHandler())
+
+
 def engine_settings(args: argparse.Namespace) -> dict:
     """The `RegistrySettings` fields the engine options set."""
     return {"device": args.device, "backend": args.backend}
@@ -153,8 +162,7 @@ def _run(args: argparse.Namespace) -> int:
     from rerankd.evaluation.runner import evaluate
     from rerankd.evaluation.systems import SystemSpec
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never download: models are local or packaged
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    quiet_engine_logs()
     if args.url and not args.model:
         raise BadInput("--url needs at least one --model (a name the server serves)")
     metrics = parse_metrics(args.metrics, args.relevance_level)

@@ -28,7 +28,7 @@ class InProcessScorer:
     threads: int | None = None
     _runner: asyncio.Runner | None = None
     _service: Service | None = None
-    _names: dict[str, str] = field(default_factory=dict)  # MODEL -> registry name
+    _names: dict[str, str] = field(default_factory=dict)  # MODEL -> registry name (MODEL itself)
     _adapters: dict[tuple[str, str], str] = field(default_factory=dict)  # (MODEL, dir) -> adapter name
 
     def open(self, systems: list[SystemSpec]) -> None:
@@ -50,7 +50,7 @@ class InProcessScorer:
         registry = self._service.registry
         name = self._names.get(system.model)
         if name is None:
-            name = self._names[system.model] = f"m{len(self._names) + 1}"
+            name = self._names[system.model] = system.model  # its registry name: errors then name it
             registry.register(name, system.model, allow_download=False)
             await registry.load(name)
         if system.adapter is not None and (system.model, system.adapter) not in self._adapters:

@@ -66,8 +66,8 @@ def evaluate(
     runs: dict[str, Run] = {dataset.first_stage: {qid: dataset.run.get(qid, []) for qid in qids}}
     if systems:
         assert scorer is not None
-        scorer.open(systems)
         try:
+            scorer.open(systems)
             for system in systems:
                 runs[system.label] = rerank(dataset, scorer, system, top_k, progress)
         finally:

@@ -12,7 +12,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from rerankd.evaluation.command import add_dataset_arguments, add_engine_arguments, positive_int
+from rerankd.evaluation.command import add_dataset_arguments, add_engine_arguments, positive_int, quiet_engine_logs
 from rerankd.evaluation.errors import BadInput
 
 
@@ -160,8 +160,7 @@ def _run(args: argparse.Namespace) -> int:
     from rerankd.finetune.examples import require, training_queries
     from rerankd.finetune.split import split_queries
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    quiet_engine_logs()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     _check_serving(args)
     base = resolve_base(args.model)
