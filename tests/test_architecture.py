@@ -3,7 +3,8 @@
 * import contracts (`[tool.importlinter]` in pyproject.toml): api -> engine | registry ->
   models -> core, no package cycles, nothing below the API imports HTTP or wire formats;
 * no HTTP status number outside `api/`: errors below it carry a code, the API picks the status;
-* `from rerankd import Client` imports no torch, transformers or numpy.
+* `from rerankd import Client` imports no torch, transformers or numpy;
+* the command line, and `rerankd eval` short of its in-process scorer, import no torch or transformers.
 """
 
 from __future__ import annotations
@@ -91,6 +92,18 @@ def test_no_http_status_numbers_below_the_api():
 @pytest.mark.parametrize("statement", ["from rerankd import Client", "from rerankd import AsyncClient, Item"])
 def test_the_sdk_imports_no_model_code(statement):
     probe = f"import sys; {statement}; print(sorted(m for m in ('torch', 'transformers', 'numpy') if m in sys.modules))"
+    completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "[]"
+
+
+def test_the_command_line_and_remote_evaluation_import_no_model_code():
+    """`rerankd --help` stays fast, and `rerankd eval --url` runs where only the SDK and the eval extra are."""
+    statement = (
+        "import rerankd.cli; rerankd.cli.build_parser(); "
+        "from rerankd.evaluation import loading, markdown, metrics, plot, remote, report, runner, significance"
+    )
+    probe = f"import sys; {statement}; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
     completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == "[]"

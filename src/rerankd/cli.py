@@ -1,4 +1,4 @@
-"""`rerankd serve | score`: the command line."""
+"""`rerankd serve | score | bench | eval | finetune`: the command line (eval and finetune live in their packages)."""
 
 from __future__ import annotations
 
@@ -418,6 +418,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", type=Path, default=Path("bench-results"), help="folder for JSON, PNG and markdown")
     _add_engine_options(bench)
     bench.set_defaults(precision=None)  # unset: --precisions (or the run's default list) decides
+
+    from rerankd.evaluation import command as evaluation
+    from rerankd.finetune import command as finetune
+
+    evaluation.add_arguments(
+        commands.add_parser("eval", help="measure rerankers against relevance judgments (nDCG@10, MRR, significance)")
+    )
+    finetune.add_arguments(commands.add_parser("finetune", help="train a LoRA adapter on relevance judgments (PEFT)"))
     return parser
 
 
@@ -657,6 +665,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _score(args)
     if args.command == "bench":
         return _bench(args)
+    if args.command == "eval":
+        from rerankd.evaluation import command as evaluation
+
+        return evaluation.run(args)
+    if args.command == "finetune":
+        from rerankd.finetune import command as finetune
+
+        return finetune.run(args)
     return 2
 
 
