@@ -18,6 +18,7 @@ however many huge requests arrive, one tokenizer thread is always left for the s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 import weakref
@@ -103,14 +104,20 @@ class Engine:
         """The scheduler of `served` if it has run anything (for reports), else None."""
         return self._schedulers.get(served)
 
-    async def score(self, request: ScoreRequest) -> ScoreResult:
+    async def score(self, request: ScoreRequest, *, alone: bool = False) -> ScoreResult:
+        """Score `request`; batched with concurrent requests' units, or `alone`.
+
+        `alone`: its units share no batch with another request's, so it runs exactly the batches
+        `batch_plan.lone_batches` predicts whatever else is running (what a shard of a request
+        split across replicas needs to score bit for bit as one process scores the whole).
+        """
         self.idle_trim.enter()
         try:
-            return await self._score(request)
+            return await self._score(request, alone)
         finally:
             self.idle_trim.leave()
 
-    async def _score(self, request: ScoreRequest) -> ScoreResult:
+    async def _score(self, request: ScoreRequest, alone: bool) -> ScoreResult:
         loop = asyncio.get_running_loop()
         # `model:adapter` or the request's adapter option picks a LoRA adapter: its own scheduler, same family API.
         async with self.models.use(request.model, request.options.adapter) as served:
@@ -120,6 +127,8 @@ class Engine:
             reservation = self._admit(family, scheduler, request)
             try:
                 prepared = await self._tokenized(family, request, reservation, label)
+                if alone:  # a batch key no other request has (the scheduler never mixes keys)
+                    prepared = dataclasses.replace(prepared, batch_key=object())
                 outputs = await scheduler.run(prepared, reservation)
             finally:
                 reservation.release()
@@ -130,17 +139,14 @@ class Engine:
         """`request` tokenized but not run: its units' costs and items, its usage and its scheduler's limits.
 
         What `rerankd.ray` cuts a big request along (`batch_plan.lone_batches`) before scoring its
-        parts on several replicas. Admitted and refused (queue full, 413) exactly as `score` would be.
+        parts on several replicas. Refused past `--max-tokens-per-request` (413) as `score` is; it
+        queues nothing, so it takes no room in the queue (the parts are admitted where they run).
         """
         async with self.models.use(request.model, request.options.adapter) as served:
             family = served.family
             label = _label(request)
             scheduler = self.scheduler(served, label)
-            reservation = self._admit(family, scheduler, request)
-            try:
-                prepared = await self._tokenized(family, request, reservation, label)
-            finally:
-                reservation.release()
+            prepared = await self._tokenized(family, request, Reservation(scheduler, 0), label)  # holds no room
             return RequestUnits(
                 costs=cost_lengths(prepared),
                 unit_item=unit_items(prepared),
