@@ -104,7 +104,7 @@ async def scored_in_shards(engine, request, shards: int = 2):
 
     units = await engine.units(request)
     plan = plan_shards(units, shards)
-    parts = [(items, await engine.score(items.request(request))) for items in plan]
+    parts = [(items, await engine.score(items.request(request), alone=True)) for items in plan]
     return plan, merge(request, parts, units.usage)
 
 
@@ -149,6 +149,26 @@ async def test_contiguous_shards_move_low_bits_and_plan_shards_are_bit_exact(eng
     assert min(items.padded_tokens for items in plan) > 0.9 * max(items.padded_tokens for items in plan)
     assert merged.entries == whole.entries  # every score (==), index, id, rank, order and flag
     assert merged.usage == whole.usage
+
+
+async def test_shards_scored_at_once_among_other_traffic_stay_exact(engine_for, tiny_cross_encoder) -> None:
+    """Both shards on one replica, with small requests arriving meanwhile: `alone` keeps the plan's batches."""
+    import asyncio
+
+    from rerankd.ray.shards import merge, plan_shards
+
+    engine = await engine_for(tiny_cross_encoder)
+    request = score_request(documents(2_000, seed=9))
+    whole = await engine.score(request)
+    units = await engine.units(request)
+    plan = plan_shards(units, 2)
+    small = [score_request(documents(5, seed=seed)) for seed in range(20)]
+    answers = await asyncio.gather(
+        *(engine.score(items.request(request), alone=True) for items in plan),
+        *(engine.score(other) for other in small),
+    )
+    merged = merge(request, list(zip(plan, answers[: len(plan)], strict=True)), units.usage)
+    assert merged.entries == whole.entries
 
 
 async def test_windowed_documents_stay_whole_in_one_shard_and_exact(engine_for, tiny_cross_encoder) -> None:
