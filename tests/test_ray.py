@@ -134,11 +134,11 @@ async def test_contiguous_shards_move_low_bits_and_plan_shards_are_bit_exact(eng
     import dataclasses
 
     engine = await engine_for(tiny_cross_encoder)
-    request = score_request(documents(2_000))
+    request = score_request(documents(1_200))
     whole = await engine.score(request)
     expected = by_index(whole)
-    contiguous = np.empty(2_000)
-    for start, end in ((0, 1_000), (1_000, 2_000)):
+    contiguous = np.empty(1_200)
+    for start, end in ((0, 600), (600, 1_200)):
         part = await engine.score(dataclasses.replace(request, items=request.items[start:end]))
         contiguous[start:end] = by_index(part)
     # Other batch neighbours (other padding, other batch sizes) move float32 low bits: not the same answer.
@@ -158,7 +158,7 @@ async def test_shards_scored_at_once_among_other_traffic_stay_exact(engine_for, 
     from rerankd.ray.shards import merge, plan_shards
 
     engine = await engine_for(tiny_cross_encoder)
-    request = score_request(documents(2_000, seed=9))
+    request = score_request(documents(1_200, seed=9))
     whole = await engine.score(request)
     units = await engine.units(request)
     plan = plan_shards(units, 2)
@@ -172,8 +172,8 @@ async def test_shards_scored_at_once_among_other_traffic_stay_exact(engine_for, 
 
 
 async def test_windowed_documents_stay_whole_in_one_shard_and_exact(engine_for, tiny_cross_encoder) -> None:
-    texts = documents(2_000, seed=6)
-    for index in range(0, 2_000, 200):  # ten long documents, cut into windows of 48 tokens
+    texts = documents(1_200, seed=6)
+    for index in range(0, 1_200, 120):  # ten long documents, cut into windows of 48 tokens
         texts[index] = " ".join(texts[index : index + 10])
     engine = await engine_for(tiny_cross_encoder)
     request = score_request(texts, max_tokens_per_doc=48)
@@ -209,7 +209,7 @@ async def test_an_item_error_in_a_shard_names_the_item_in_the_whole_request(engi
     from rerankd.core.errors import InputTooLong
     from rerankd.ray.shards import located, plan_shards
 
-    texts = documents(2_000, seed=8)
+    texts = documents(1_200, seed=8)
     engine = await engine_for(tiny_cross_encoder)
     plan = plan_shards(await engine.units(score_request(texts)), 2)
     second = plan[1]

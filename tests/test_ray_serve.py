@@ -146,8 +146,8 @@ async def test_a_10000_document_request_is_split_across_both_replicas_and_equals
 
 
 async def test_a_split_request_with_windowed_documents_equals_one_process(cluster):
-    texts = documents(2_500, seed=5)
-    for index in range(0, 2_500, 250):  # ten long documents, scored as windows of 48 tokens
+    texts = documents(1_500, seed=5)
+    for index in range(0, 1_500, 150):  # ten long documents, scored as windows of 48 tokens
         texts[index] = " ".join(texts[index : index + 10])
     body = {"query": {"text": "flea larva"}, "items": [{"id": f"w{i}", "text": t} for i, t in enumerate(texts)]}
     payload = await assert_split_equals_one_process(cluster, body, {"max_tokens_per_doc": 48})
