@@ -268,3 +268,16 @@ def test_openvino_and_nncf_send_nothing(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]
     assert "attempts []" in done.stdout
+
+
+def test_openvino_compiles_unpinned_so_processes_sharing_a_machine_spread_over_its_cores() -> None:
+    """Pinned, two 1-thread processes (Ray replicas on one node) were put on the same core: half speed."""
+    import openvino as ov
+
+    from rerankd.models import openvino_runtime
+
+    parameter = ov.opset13.parameter([-1, 4], ov.Type.f32)
+    model = ov.Model([ov.opset13.relu(parameter)], [parameter])
+    compiled = openvino_runtime.compile_model(model, "fp32", threads=1)
+    assert compiled.get_property("ENABLE_CPU_PINNING") is False
+    assert compiled.get_property("INFERENCE_NUM_THREADS") == 1

@@ -17,7 +17,6 @@ import httpx
 import numpy as np
 import pytest
 from support.encoder_checkpoints import build_bert_cross_encoder
-from support.ranking import assert_same_ranking
 from support.ray_cluster import NETNS_ENV, start_ray
 
 pytestmark = pytest.mark.skipif(
@@ -39,6 +38,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, minilm_bi_encoder_dir: Pat
 
     from rerankd.api.app import ModelArg, ServerConfig
     from rerankd.bench.server import free_port
+    from rerankd.engine.scheduler import SchedulerConfig
     from rerankd.models.runtime import configure_threads
     from rerankd.ray import build
     from rerankd.ray.options import RayOptions
@@ -49,6 +49,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, minilm_bi_encoder_dir: Pat
     config = ServerConfig(
         models=[ModelArg("a", str(a)), ModelArg("b", str(b), lazy=True)],
         registry=RegistrySettings(backend="torch"),
+        # Admission has its own tests. A replica that has just loaded a model has measured no drain
+        # rate, so its bound is the floor (128 batches); the burst of shards a kill moves onto it can
+        # pass that, and the kill test would count those 429s. A fixed bound leaves only the kill.
+        scheduler=SchedulerConfig(max_queued_tokens=10_000_000),
         admin_api=True,
     )
     retries = int(os.environ.get("RERANKD_TEST_RAY_RETRIES", "3"))  # 0: shows the kill test fails without retries
@@ -95,47 +99,59 @@ async def single_process(config, request):
         await service.close()
 
 
-async def test_a_10000_document_request_is_split_across_both_replicas_and_equals_one_process(cluster):
+def shards_scored(cluster) -> dict[str, int]:
+    return {r["replica"]: r["shards_scored"] for r in reports(cluster)}
+
+
+async def assert_split_equals_one_process(cluster, body: dict, options: dict) -> dict:
+    """POST `body` to the cluster: both replicas score a shard, and the answer is one process's, bit for bit."""
     from rerankd.core.types import Item, ScoreOptions, ScoreRequest
 
-    texts = documents(10_000)
-    body = {
-        "query": {"text": "how long do fleas live"},
-        "items": [{"id": f"d{i}", "text": t} for i, t in enumerate(texts)],
-    }
-    before = {r["replica"]: r["models"]["a"]["requests_served"] for r in reports(cluster)}
-    response = httpx.post(f"{cluster['url']}/v1/score/a", json=body, timeout=TIMEOUT)
+    before = shards_scored(cluster)
+    response = httpx.post(f"{cluster['url']}/v1/score/a", json={**body, "options": options}, timeout=TIMEOUT)
     assert response.status_code == 200, response.text
     payload = response.json()
-    after = {r["replica"]: r["models"]["a"]["requests_served"] for r in reports(cluster)}
+    after = shards_scored(cluster)
     assert len(after) == 2 and all(after[r] == before.get(r, 0) + 1 for r in after), (before, after)
 
     request = ScoreRequest(
         model="a",
-        query=Item(text="how long do fleas live"),
-        items=[Item(id=f"d{i}", text=t) for i, t in enumerate(texts)],
-        options=ScoreOptions(),
+        query=Item(text=body["query"]["text"]),
+        items=[Item(id=item["id"], text=item["text"]) for item in body["items"]],
+        options=ScoreOptions(**options),
     )
     reference = await single_process(cluster["config"], request)
+    expected = [
+        {"item_id": e.item_id, "score": e.score, "rank": e.rank, "index": e.index, "truncated": e.truncated}
+        for e in reference.entries
+    ]
     got = payload["scores"]
-    assert [e["rank"] for e in got] == list(range(10_000))
-    assert sorted(e["index"] for e in got) == list(range(10_000))
-    assert all(e["item_id"] == f"d{e['index']}" for e in got)
-    by_index = np.empty(10_000)
-    for entry in got:
-        by_index[entry["index"]] = entry["score"]
-    expected = np.empty(10_000)
-    for entry in reference.entries:
-        expected[entry.index] = entry.score
-    # float32 networks: other batch neighbours (other padding, other batch sizes) move low bits, as
-    # concurrent traffic does in one process; this random tiny BERT amplifies them (up to ~1.4e-5
-    # seen, on 1 item in 10,000; MiniLM's figures are in benchmarks/ray_scale_out.py).
-    np.testing.assert_allclose(by_index, expected, rtol=0, atol=1e-4)
-    assert_same_ranking([e["index"] for e in got], expected, tol=1e-4)
+    differences = np.abs(np.array([e["score"] for e in got]) - np.array([e["score"] for e in expected]))
+    print(f"split of {len(got)}: max |score difference| {differences.max()}, {int((differences == 0).sum())} equal")
+    assert got == expected  # every score ==, same order, ids, ranks, indices and flags
     usage = payload["usage"]
     assert usage["input_tokens"] == reference.usage.input_tokens
     assert usage["input_tokens_details"]["content_tokens"] == reference.usage.content_tokens
-    assert usage["pairs"] == 10_000 and usage["chunks"] == reference.usage.chunks
+    assert usage["pairs"] == reference.usage.pairs and usage["chunks"] == reference.usage.chunks
+    return payload
+
+
+async def test_a_10000_document_request_is_split_across_both_replicas_and_equals_one_process(cluster):
+    texts = documents(10_000)
+    items = [{"id": f"d{i}", "text": t} for i, t in enumerate(texts)]
+    body = {"query": {"text": "how long do fleas live"}, "items": items}
+    payload = await assert_split_equals_one_process(cluster, body, {})
+    assert [e["rank"] for e in payload["scores"]] == list(range(10_000))
+    assert payload["usage"]["pairs"] == 10_000
+
+
+async def test_a_split_request_with_windowed_documents_equals_one_process(cluster):
+    texts = documents(1_500, seed=5)
+    for index in range(0, 1_500, 150):  # ten long documents, scored as windows of 48 tokens
+        texts[index] = " ".join(texts[index : index + 10])
+    body = {"query": {"text": "flea larva"}, "items": [{"id": f"w{i}", "text": t} for i, t in enumerate(texts)]}
+    payload = await assert_split_equals_one_process(cluster, body, {"max_tokens_per_doc": 48})
+    assert payload["usage"]["chunks"] > payload["usage"]["pairs"]
 
 
 def test_top_k_and_every_protocol_over_a_split_request(cluster):
@@ -158,9 +174,9 @@ def test_top_k_and_every_protocol_over_a_split_request(cluster):
     assert tei.status_code == 200 and [r["index"] for r in tei.json()[:5]] == [e["index"] for e in full[:5]]
 
 
-def test_a_client_error_in_one_shard_names_the_item_in_the_whole_request(cluster):
+def test_a_client_error_in_a_split_request_names_the_item_in_the_whole_request(cluster):
     texts = documents(2_000, seed=2)
-    texts[1_700] = "flea " * 2_000  # past the 512-token limit, in the second shard
+    texts[1_700] = "flea " * 2_000  # past the 512-token limit, found when the request is tokenized to be split
     response = httpx.post(  # TEI's truncate: false refuses an over-long item
         f"{cluster['url']}/rerank", json={"query": "flea", "texts": texts, "truncate": False}, timeout=TIMEOUT
     )
@@ -235,7 +251,8 @@ def test_a_replica_killed_during_a_stream_of_requests_loses_none(cluster):
     body = {"query": {"text": "flea"}, "items": [{"text": t} for t in documents(4_000, seed=4)]}
     expected = httpx.post(f"{url}/v1/score/a", json=body, timeout=TIMEOUT).json()["scores"]
     retries_before = httpx.get(f"{url}/v1/models", timeout=TIMEOUT).json()["hardware"]["shard_retries"]
-    victim = reports(cluster)[0]["pid"]
+    # The victim: a replica holding `a` (Serve routes `a` there; a replica without it may have nothing in flight).
+    victim = next(r["pid"] for r in reports(cluster) if r["models"].get("a", {}).get("state") == "loaded")
     outcomes: list[int] = []
     wrong: list[int] = []
 

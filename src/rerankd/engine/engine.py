@@ -18,6 +18,7 @@ however many huge requests arrive, one tokenizer thread is always left for the s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 import weakref
@@ -30,6 +31,7 @@ from rerankd.core.errors import RequestTooLarge
 from rerankd.core.memory import IdleTrim
 from rerankd.core.observer import NO_OBSERVER, Observer
 from rerankd.core.types import ScoreEntry, ScoreRequest, ScoreResult, Usage, item_id
+from rerankd.engine.batch_plan import RequestUnits, cost_lengths, unit_items
 from rerankd.engine.scheduler import Reservation, Scheduler, SchedulerConfig
 from rerankd.engine.serving import ModelProvider, Servable
 from rerankd.models.base import Family, Prepared
@@ -102,32 +104,70 @@ class Engine:
         """The scheduler of `served` if it has run anything (for reports), else None."""
         return self._schedulers.get(served)
 
-    async def score(self, request: ScoreRequest) -> ScoreResult:
+    async def score(self, request: ScoreRequest, *, alone: bool = False) -> ScoreResult:
+        """Score `request`; batched with concurrent requests' units, or `alone`.
+
+        `alone`: its units share no batch with another request's, so it runs exactly the batches
+        `batch_plan.lone_batches` predicts whatever else is running (what a shard of a request
+        split across replicas needs to score bit for bit as one process scores the whole).
+        """
         self.idle_trim.enter()
         try:
-            return await self._score(request)
+            return await self._score(request, alone)
         finally:
             self.idle_trim.leave()
 
-    async def _score(self, request: ScoreRequest) -> ScoreResult:
+    async def _score(self, request: ScoreRequest, alone: bool) -> ScoreResult:
         loop = asyncio.get_running_loop()
         # `model:adapter` or the request's adapter option picks a LoRA adapter: its own scheduler, same family API.
         async with self.models.use(request.model, request.options.adapter) as served:
             family = served.family
             label = _label(request)
             scheduler = self.scheduler(served, label)
-            text_lengths = np.fromiter((len(item.text) for item in request.items), np.int64, len(request.items))
-            reservation = scheduler.reserve(estimate_tokens(family, request, text_lengths))
+            reservation = self._admit(family, scheduler, request)
             try:
-                large = len(request.query.text) + int(text_lengths.sum()) > LARGE_REQUEST_CHARS
-                prepared, seconds = await self._prepare(family, request, reservation, large)
-                self.observer.tokenized(label, seconds, prepared.n_items, prepared.n_units)
-                self._check_tokens(prepared)
+                prepared = await self._tokenized(family, request, reservation, label)
+                if alone:  # a batch key no other request has (the scheduler never mixes keys)
+                    prepared = dataclasses.replace(prepared, batch_key=object())
                 outputs = await scheduler.run(prepared, reservation)
             finally:
                 reservation.release()
             # Scores (MaxSim, cosine...) and sorting can be real work on big requests: off the loop too.
             return await loop.run_in_executor(self._tokenize, postprocess, family, request, prepared, outputs)
+
+    async def units(self, request: ScoreRequest) -> RequestUnits:
+        """`request` tokenized but not run: its units' costs and items, its usage and its scheduler's limits.
+
+        What `rerankd.ray` cuts a big request along (`batch_plan.lone_batches`) before scoring its
+        parts on several replicas. Refused past `--max-tokens-per-request` (413) as `score` is; it
+        queues nothing, so it takes no room in the queue (the parts are admitted where they run).
+        """
+        async with self.models.use(request.model, request.options.adapter) as served:
+            family = served.family
+            label = _label(request)
+            scheduler = self.scheduler(served, label)
+            prepared = await self._tokenized(family, request, Reservation(scheduler, 0), label)  # holds no room
+            return RequestUnits(
+                costs=cost_lengths(prepared),
+                unit_item=unit_items(prepared),
+                n_items=prepared.n_items,
+                limits=scheduler.limits,
+                usage=request_usage(prepared),
+            )
+
+    @staticmethod
+    def _admit(family: Family, scheduler: Scheduler, request: ScoreRequest) -> Reservation:
+        """Room in the model's queue for the request's estimated tokens, or `QueueFull`."""
+        text_lengths = np.fromiter((len(item.text) for item in request.items), np.int64, len(request.items))
+        return scheduler.reserve(estimate_tokens(family, request, text_lengths))
+
+    async def _tokenized(self, family: Family, request: ScoreRequest, reservation: Reservation, label: str) -> Prepared:
+        """The request's units, within `--max-tokens-per-request` (413 beyond)."""
+        chars = len(request.query.text) + sum(len(item.text) for item in request.items)
+        prepared, seconds = await self._prepare(family, request, reservation, chars > LARGE_REQUEST_CHARS)
+        self.observer.tokenized(label, seconds, prepared.n_items, prepared.n_units)
+        self._check_tokens(prepared)
+        return prepared
 
     async def _prepare(
         self, family: Family, request: ScoreRequest, reservation: Reservation, large: bool
@@ -189,7 +229,13 @@ def postprocess(family: Family, request: ScoreRequest, prepared: Prepared, outpu
 
 def build_result(request: ScoreRequest, scores: np.ndarray, prepared: Prepared) -> ScoreResult:
     """Sort best first, cut to top_k, attach ids and usage."""
-    usage = Usage(
+    entries = ranked_entries(request, scores, prepared.truncated)
+    return ScoreResult(model=request.model, query_id=request.query.id, entries=entries, usage=request_usage(prepared))
+
+
+def request_usage(prepared: Prepared) -> Usage:
+    """What a request's units cost, as its answer reports it."""
+    return Usage(
         input_tokens=prepared.input_tokens,
         content_tokens=prepared.content_tokens,
         pairs=prepared.n_items,
@@ -198,8 +244,6 @@ def build_result(request: ScoreRequest, scores: np.ndarray, prepared: Prepared) 
         query_input_tokens=int(prepared.lengths[: prepared.n_query_units].sum()),
         query_content_tokens=prepared.query_content_tokens,
     )
-    entries = ranked_entries(request, scores, prepared.truncated)
-    return ScoreResult(model=request.model, query_id=request.query.id, entries=entries, usage=usage)
 
 
 def ranked_entries(request: ScoreRequest, scores: np.ndarray, truncated: np.ndarray) -> list[ScoreEntry]:

@@ -5,7 +5,9 @@ work for the same queue. When the compute thread has room, the scheduler cuts th
 
 * the oldest request anchors it with its longest waiting units (requests pre-sort their
   units by length, so a batch holds similar lengths and little padding);
-* the batch holds as many units as fit the padded-token budget (`units x longest`);
+* the batch holds as many units as fit the padded-token budget (`units x longest`); the sort
+  and this capacity are `batch_plan.py`'s, so a request alone is cut exactly as
+  `batch_plan.lone_batches` says (what `rerankd.ray` splits requests along);
 * spare room is filled from other requests whose next units are no longer than the anchor's,
   so concurrent small requests share batches;
 * a request that has anchored `fair_share_batches` batches in a row yields to the next one,
@@ -43,6 +45,7 @@ from rerankd.core.errors import InternalError
 from rerankd.core.holds import Holds
 from rerankd.core.observer import NO_OBSERVER, Observer
 from rerankd.engine.admission import FLOOR_BATCHES, TARGET_QUEUE_SECONDS, QueueBound
+from rerankd.engine.batch_plan import BatchLimits, cost_lengths, unit_order
 from rerankd.models.base import Family, Prepared
 
 log = logging.getLogger(__name__)
@@ -117,7 +120,7 @@ class _Job:
         self.prepared = prepared
         self.future = future
         self.costs = cost_lengths(prepared)
-        self.order = np.argsort(-self.costs, kind="stable")
+        self.order = unit_order(self.costs)
         self.sorted_lengths = self.costs[self.order]
         self.cursor = 0
         self.remaining = prepared.n_units
@@ -142,11 +145,6 @@ class _Job:
     @property
     def abandoned(self) -> bool:
         return self.future.done()
-
-
-def cost_lengths(prepared: Prepared) -> np.ndarray:
-    """Tokens each unit costs the network: what batches are budgeted and the queue is bounded in."""
-    return prepared.lengths if prepared.cost_lengths is None else prepared.cost_lengths
 
 
 class Reservation:
@@ -194,6 +192,7 @@ class Scheduler:
         self.label = label  # the model (or `model:adapter`) its metrics are reported under
         self.config = config or SchedulerConfig()
         self.max_batch_tokens = self.config.max_batch_tokens or default_batch_tokens(family.placement.device)
+        self.limits = BatchLimits(self.config.max_batch_size, self.max_batch_tokens)
         self._executor = executor
         self._pins = pins
         self._waiting: deque[_Job] = deque()
@@ -280,7 +279,7 @@ class Scheduler:
             return None
         anchor = self._waiting[0]
         width = anchor.head_length
-        capacity = max(1, min(self.config.max_batch_size, self.max_batch_tokens // max(width, 1)))
+        capacity = self.limits.capacity(width)
         parts = [(anchor, anchor.take(capacity))]
         room = capacity - len(parts[0][1])
         for job in list(self._waiting)[1:]:

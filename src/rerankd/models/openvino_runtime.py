@@ -80,9 +80,13 @@ PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
 
 
 def compile_model(model: Any, precision: str, threads: int) -> Any:
-    """Compile for the CPU: one stream on `threads` threads (the latency hint), the given precision.
+    """Compile for the CPU: one stream on `threads` threads (the latency hint), the given precision, unpinned.
 
-    Non-quantized operations run in `precision`; int8 ones stay int8 either way.
+    Non-quantized operations run in `precision`; int8 ones stay int8 either way. Threads are not
+    pinned to cores: OpenVINO pins each process as if it had the machine to itself, so processes
+    that share one (Ray replicas on a node, several servers) land on the same cores. Two
+    1-thread processes on 2 cores ran at half speed pinned and side by side unpinned; one
+    2-thread process measured the same either way (benchmarks/ray_scale_out.py, README).
     """
     import openvino as ov
 
@@ -91,6 +95,7 @@ def compile_model(model: Any, precision: str, threads: int) -> Any:
         "PERFORMANCE_HINT": "LATENCY",
         "NUM_STREAMS": 1,
         "INFERENCE_NUM_THREADS": max(1, threads),
+        "ENABLE_CPU_PINNING": False,
     }
     return ov.Core().compile_model(model, "CPU", config)
 

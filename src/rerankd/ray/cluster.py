@@ -9,8 +9,10 @@
   is doing (state, loads, memory) comes from every replica's report, collected by broadcast
   every `report_seconds` and after each admin write. Admin writes are broadcast to every live
   replica; replicas that miss one catch up from the record each shard carries.
-* `ClusterEngine.score` sends a request (or its shards, past the threshold) to the replicas
-  through Serve's multiplexed routing, retries a shard whose replica died, and merges.
+* `ClusterEngine.score` sends a request to a replica through Serve's multiplexed routing; past
+  the threshold it first has one replica tokenize it (`units`), cuts it into shards of whole
+  batches of the one-process plan (`shards.plan_shards`), scores them concurrently, retries a
+  shard whose replica died, and merges.
 """
 
 from __future__ import annotations
@@ -22,23 +24,39 @@ import logging
 from typing import Any
 
 import ray.exceptions
-from ray.serve.exceptions import DeploymentUnavailableError
-from ray.serve.handle import DeploymentHandle
+from ray.serve.exceptions import DeploymentUnavailableError, ReplicaUnavailableError
+from ray.serve.handle import DeploymentHandle, ReplicaSelection
 
 from rerankd.api.app import ServerConfig
 from rerankd.api.service import Service
 from rerankd.core.compute import ComputeThreads
 from rerankd.core.errors import AdapterNotFound, ReplicaUnavailable, RerankdError
 from rerankd.core.types import ScoreRequest, ScoreResult
+from rerankd.engine.batch_plan import RequestUnits
 from rerankd.ray.options import RayOptions
-from rerankd.ray.shards import AdapterState, ModelState, Shard, ShardAnswer, located, merge, shard_count, split
+from rerankd.ray.shards import (
+    AdapterState,
+    ModelState,
+    Shard,
+    ShardAnswer,
+    ShardItems,
+    located,
+    merge,
+    plan_shards,
+    shard_count,
+)
 from rerankd.registry.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
 
 # A replica that died or cannot be reached: its shard is sent again (to another replica, once
 # Serve's routers have dropped the dead one), never answered in part.
-REPLICA_GONE = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError, DeploymentUnavailableError)
+REPLICA_GONE = (
+    ray.exceptions.RayActorError,
+    ray.exceptions.ActorUnavailableError,
+    DeploymentUnavailableError,
+    ReplicaUnavailableError,  # a replica chosen for a shard (`choose_replica`) died before the shard was sent
+)
 # What a model's state is across replicas: the best any replica has.
 STATE_ORDER = ("loaded", "loading", "registered", "available", "unloading", "draining", "failed")
 
@@ -249,10 +267,9 @@ def _first_error(answers: list[dict[str, Any]]) -> RerankdError | None:
 class ClusterEngine:
     """`Engine.score` for the gateway: replicas score, shards are retried, answers merge."""
 
-    def __init__(self, registry: ClusterRegistry, options: RayOptions, max_tokens: int | None) -> None:
+    def __init__(self, registry: ClusterRegistry, options: RayOptions) -> None:
         self.registry = registry
         self.options = options
-        self.max_tokens = max_tokens
 
     async def score(self, request: ScoreRequest) -> ScoreResult:
         registry = self.registry
@@ -262,41 +279,72 @@ class ClusterEngine:
         model = registry.state(name)
         adapter_state = registry.adapter_state(name, adapter, param) if adapter is not None else None
         count = shard_count(len(request.items), self.options.shard_items, registry.replica_count())
-        pieces = split(request, count)
-        calls = [
-            asyncio.ensure_future(self._score_shard(Shard(part, offset, model, adapter_state)))
-            for offset, part in pieces
-        ]
-        try:
-            results = await asyncio.gather(*calls)
-        finally:
-            for call in calls:
-                call.cancel()
+        whole = Shard(request, model, adapter_state)
         if count == 1:
-            return results[0]
-        return merge(
-            request, [(offset, result) for (offset, _), result in zip(pieces, results, strict=True)], self.max_tokens
-        )
+            return await self._ask("score", whole)
+        # Tokenized once on a replica: the batches one process would run, cut into shards of whole batches.
+        units: RequestUnits = await self._ask("units", whole)
+        plan = plan_shards(units, count)
+        if len(plan) == 1:
+            return await self._ask("score", whole)
+        parts = enumerate(plan)
+        shards = [Shard(items.request(request), model, adapter_state, (part, len(plan))) for part, items in parts]
+        handle = self.registry.replicas.options(multiplexed_model_id=name).score
+        async with contextlib.AsyncExitStack() as held:
+            # Replicas chosen one after another: each choice holds a slot on its replica, so the router
+            # sees it busy and puts the next shard elsewhere (Serve's power of two choices alone, with
+            # every shard probing idle replicas at once, often puts two on one).
+            selections = [await self._hold(held, handle, shard) for shard in shards]
+            calls = [
+                asyncio.ensure_future(self._ask("score", shard, items, selection))
+                for shard, items, selection in zip(shards, plan, selections, strict=True)
+            ]
+            try:
+                results = await asyncio.gather(*calls)
+            finally:
+                for call in calls:
+                    call.cancel()
+        return merge(request, list(zip(plan, results, strict=True)), units.usage)
 
-    async def _score_shard(self, shard: Shard) -> ScoreResult:
+    @staticmethod
+    async def _hold(held: contextlib.AsyncExitStack, handle: DeploymentHandle, shard: Shard) -> ReplicaSelection | None:
+        """A slot on the replica Serve's router picks for `shard`, held until `held` closes (None: none now)."""
+        try:
+            return await held.enter_async_context(handle.choose_replica(shard))
+        except REPLICA_GONE:
+            return None  # `_ask` routes it the usual way, with retries
+
+    async def _ask(
+        self, method: str, shard: Shard, items: ShardItems | None = None, selection: ReplicaSelection | None = None
+    ) -> Any:
+        """A replica's answer to `method(shard)`, sent again while replicas die; their client errors raised.
+
+        `selection`: a replica already chosen (and a slot held) for the first attempt.
+        """
         handle = self.registry.replicas.options(multiplexed_model_id=shard.model.name)
         failure: BaseException | None = None
         for attempt in range(self.options.retries + 1):
             if attempt:
                 await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
-            response = handle.score.remote(shard)
+            response = None
             try:
+                if attempt == 0 and selection is not None:
+                    response = handle.dispatch(selection, shard)
+                else:
+                    response = getattr(handle, method).remote(shard)
                 answer: ShardAnswer = await response
             except asyncio.CancelledError:
-                response.cancel()
+                if response is not None:
+                    response.cancel()
                 raise
             except REPLICA_GONE as error:
                 failure = error
                 self.registry.shard_retries += 1
-                log.warning("a replica failed while scoring %d items (%s); retrying", len(shard.request.items), error)
+                items_count = len(shard.request.items)
+                log.warning("a replica failed on %s of %d items (%s); retrying", method, items_count, error)
                 continue
             if answer.error is not None:
-                raise located(answer.error, shard.offset)
+                raise answer.error if items is None else located(answer.error, items.indices)
             assert answer.result is not None
             return answer.result
         raise ReplicaUnavailable(
@@ -320,7 +368,7 @@ class ClusterService(Service):
     @classmethod
     def connect(cls, config: ServerConfig, options: RayOptions, replicas: DeploymentHandle) -> ClusterService:
         registry = ClusterRegistry(config, options, replicas)
-        engine = ClusterEngine(registry, options, config.scheduler.max_tokens_per_request)
+        engine = ClusterEngine(registry, options)  # --max-tokens-per-request: checked by the replica that plans
         registry.start()
         return cls(registry, engine, ComputeThreads())  # type: ignore[arg-type]
 

@@ -52,6 +52,7 @@ class EngineReplica:
         self.generations: dict[str, int] = {model.name: 0 for model in config.models}
         self.adapter_generations: dict[tuple[str, str], int] = {}
         self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.shards_scored = 0  # shards of split requests this replica scored (its report says)
         eager = [model.name for model in config.models if not model.lazy]
         slots = options.slots(len(config.models), config.registry.max_loaded_models)
         for name in eager[:slots]:
@@ -75,7 +76,20 @@ class EngineReplica:
         try:
             await self._catch_up(shard.model, shard.adapter)
             await self.model_slot(shard.model.name)
-            result = await self.engine.score(shard.request)
+            # A shard runs alone (no other request's units in its batches): the one-process plan's batches.
+            result = await self.engine.score(shard.request, alone=shard.part is not None)
+        except RerankdError as error:
+            return ShardAnswer(self.replica, os.getpid(), error=error)
+        if shard.part is not None:
+            self.shards_scored += 1
+        return ShardAnswer(self.replica, os.getpid(), result=result)
+
+    async def units(self, shard: Shard) -> ShardAnswer:
+        """A whole request tokenized, not run (`Engine.units`): what the gateway cuts it into shards along."""
+        try:
+            await self._catch_up(shard.model, shard.adapter)
+            await self.model_slot(shard.model.name)
+            result = await self.engine.units(shard.request)
         except RerankdError as error:
             return ShardAnswer(self.replica, os.getpid(), error=error)
         return ShardAnswer(self.replica, os.getpid(), result=result)
@@ -164,6 +178,7 @@ class EngineReplica:
         return {
             "replica": self.replica,
             "pid": os.getpid(),
+            "shards_scored": self.shards_scored,
             "models": {name: self.registry.describe(name) for name in self.registry.names()},
             "memory": self.registry.memory(),
             "hardware": self.registry.hardware(),
