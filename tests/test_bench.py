@@ -98,7 +98,7 @@ def test_quick_bench_targets(quick_report):
         "exact: http c=1 p50 latency / fastest exact peer",
         "exact: max |Δ score| vs fp32 reference",
         "exact: http c=4 throughput / engine c=4",
-        f"exact: model FLOP/s / fastest native matmul FLOP/s ({report['machine']['matmul_reference']['dtype']})",
+        "exact: model FLOP/s / fastest native matmul FLOP/s (float32)",  # exact is held to fp32's rate
         "exact: 100-item / 10-item request cost",
     }
     assert targets["exact: max |Δ score| vs fp32 reference"]["met"]
@@ -163,8 +163,12 @@ def test_targets_compare_exact_with_exact_peers_and_fast_with_any():
         _row("engine", "rerankd engine", "exact", 8, 80, 9e-7),
         _row("http", "rerankd http", "fast", 8, 200, 0.02, tau=0.95),
     ]
-    machine = {"matmul_reference": {"dtype": "float32", "flops_per_s": 1e11}}
+    rates = [{"dtype": "float32", "flops_per_s": 1e11}, {"dtype": "bfloat16", "flops_per_s": 4e11}]
+    machine = {"matmul_rates": rates, "matmul_reference": rates[1]}
     targets = {t.name: t for t in compute_targets(rows, {}, machine)}
+    # exact runs fp32 only, so it is held to fp32's matmul rate; fast to the fastest native dtype's
+    assert "exact: model FLOP/s / fastest native matmul FLOP/s (float32)" in targets
+    assert "fast: model FLOP/s / fastest native matmul FLOP/s (bfloat16)" in targets
     exact = targets["exact: http c=8 throughput / fastest exact peer"]
     assert exact.value == pytest.approx(80 / 50) and exact.met and exact.detail.startswith("st-onnx-fp32")
     latency = targets["exact: http c=1 p50 latency / fastest exact peer"]

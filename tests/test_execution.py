@@ -219,6 +219,32 @@ def test_fast_precision_calibrates_chooses_a_passing_numerics_and_caches_the_cho
     assert again["calibration"]["cached"] is True and again["numerics"] == plan["numerics"]
 
 
+def test_fast_floor_is_plain_openvino_bf16_where_amx_makes_bf16_the_fastest_reduced_precision():
+    """With AMX the peers' fastest reduced mode is OpenVINO's bf16: int8 (tau ~0.95) must not pass."""
+    from rerankd.models.calibration import Agreement
+
+    trials = {
+        "openvino bf16": execution.Trial("openvino bf16", 300.0, Agreement(0.985, 0.95, 0.97, 6e-3)),
+        "openvino int8+bf16": execution.Trial("openvino int8+bf16", 330.0, Agreement(0.95, 0.9, 0.94, 4e-2)),
+    }
+    options = execution.ExecutionOptions(precision="fast")
+    amx = execution.agreement_floor(build_info(cpuinfo(SAPPHIRE_RAPIDS), {}, {}, usable=2), trials, options)
+    assert (amx.tau_mean, amx.top10, amx.source) == (0.985, 0.97, "openvino bf16 (AMX)")
+    assert trials["openvino bf16"].agreement.at_least(amx.tau_mean, amx.top10)
+    assert not trials["openvino int8+bf16"].agreement.at_least(amx.tau_mean, amx.top10)
+    # without AMX (AVX-512-BF16 and VNNI only, or AMX capped away) int8 is the peers' fastest: the constant floor
+    for cpu in (
+        build_info(cpuinfo(ZEN4), {}, {}, usable=2),
+        build_info(cpuinfo(SAPPHIRE_RAPIDS), {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}, {}, usable=2),
+    ):
+        floor = execution.agreement_floor(cpu, trials, options)
+        assert (floor.tau_mean, floor.top10) == (execution.FAST_MIN_TAU, execution.FAST_MIN_TOP10)
+    # a bf16 that agrees worse than the constant never lowers it
+    worse = {"openvino bf16": execution.Trial("openvino bf16", 300.0, Agreement(0.85, 0.8, 0.8, 1e-2))}
+    low = execution.agreement_floor(build_info(cpuinfo(SAPPHIRE_RAPIDS), {}, {}, usable=2), worse, options)
+    assert (low.tau_mean, low.top10) == (execution.FAST_MIN_TAU, execution.FAST_MIN_TOP10)
+
+
 def test_fast_precision_never_offers_bf16_where_it_is_emulated(minilm_cross_encoder_dir, monkeypatch, tmp_path):
     from rerankd.models.catalog import detect_spec
     from rerankd.models.cross_encoder import CrossEncoderFamily
