@@ -123,19 +123,20 @@ def test_flood_past_the_token_bound_gets_queue_full_with_retry_after(small_queue
 SIE_RETRY_SCRIPT = r"""
 import json, sys
 from sie_sdk import SIEClient
-request = json.load(sys.stdin)
+print("ready", flush=True)  # imported: the request goes out as soon as the test sends it
+request = json.loads(sys.stdin.readline())
 result = SIEClient(request["url"]).score(request["model"], {"text": request["query"]},
                                          [{"text": d} for d in request["documents"]])
 json.dump({"scores": len(result["scores"])}, sys.stdout)
 """
 
 
-def _queue_occupied(url: str, trec, count: int):
-    """Start `count` 50-document requests and return once one of them is queued (the rest get 429)."""
+def _queue_occupied(url: str, trec, count: int, documents: int = 50):
+    """Start `count` requests and return once one of them is queued (the rest get 429)."""
     from concurrent.futures import ThreadPoolExecutor
 
     pool = ThreadPoolExecutor(count)
-    body = sie_body(trec[0].query, trec[0].documents[:50])  # ~4,700 tokens, over the bound of 3,000
+    body = sie_body(trec[0].query, trec[0].documents[:documents])  # 50: ~4,700 tokens, over the bound of 3,000
     futures = [pool.submit(httpx.post, f"{url}/v1/score/minilm", json=body, timeout=TIMEOUT) for _ in range(count)]
     deadline = time.monotonic() + 60
     while model_queue(url).get("queued_tokens", 0) <= 3000 and time.monotonic() < deadline:
@@ -163,15 +164,22 @@ def test_sdks_retry_queue_full_until_admitted(small_queue_server, trec):
     assert refused(small_queue_server) >= refusals + 2  # the SDK's own refusal among them
     pool.shutdown()
 
-    python = sie_python()
-    pool, futures = _queue_occupied(url, trec, 1)
-    refusals = refused(small_queue_server)
-    payload = {"url": url, "model": "minilm", "query": trec[5].query, "documents": documents}
-    completed = subprocess.run(
-        [python, "-c", SIE_RETRY_SCRIPT], input=json.dumps(payload), capture_output=True, text=True, timeout=TIMEOUT
+    # sie-sdk imported before the queue fills, and 100 documents queued (~9,500 tokens): its request
+    # arrives while they are, however slowly Python 3.12 starts and however fast this CPU drains.
+    sie = subprocess.Popen(
+        [sie_python(), "-c", SIE_RETRY_SCRIPT],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    assert json.loads(completed.stdout) == {"scores": 20}
+    assert sie.stdout.readline().strip() == "ready", sie.stderr.read()[-2000:]
+    refusals = refused(small_queue_server)
+    pool, futures = _queue_occupied(url, trec, 1, documents=100)
+    payload = {"url": url, "model": "minilm", "query": trec[5].query, "documents": documents}
+    output, errors = sie.communicate(json.dumps(payload) + "\n", timeout=TIMEOUT)
+    assert sie.returncode == 0, errors[-2000:]
+    assert json.loads(output) == {"scores": 20}
     assert futures[0].result().status_code == 200
     assert refused(small_queue_server) > refusals  # sie-sdk was refused, retried, and scored
     pool.shutdown()

@@ -142,7 +142,10 @@ def _scores(model_dir: Path, settings: RegistrySettings, queries) -> tuple[list[
                 for entry in result.entries:
                     scores[entry.index] = entry.score
                 results.append(scores)
-            return results, service.describe("m")["execution"]
+            units = await service.engine.units(request)
+            # the scheduler's batch budget beside what GET /v1/models reports
+            plan = service.describe("m")["execution"]
+            return results, {**plan, "scheduler_batch_tokens": units.limits.max_batch_tokens}
         finally:
             await service.close()
 
@@ -209,6 +212,10 @@ def test_fast_precision_calibrates_chooses_a_passing_numerics_and_caches_the_cho
             or (agreement["tau_mean"] >= floor["tau_mean"] and agreement["top10"] >= floor["top10"])
         ), trial
     assert plan["backend"] == ("torch" if chosen["name"].startswith("torch") else "openvino")
+    # a reduced-precision OpenVINO network batches more (its kernels' sweet spot); everything else the CPU default
+    reduced = plan["backend"] == "openvino" and not chosen["name"].endswith("fp32")
+    budget = execution.REDUCED_PRECISION_BATCH_TOKENS if reduced else 1024
+    assert plan["scheduler_batch_tokens"] == budget and plan.get("batch_tokens") == (budget if reduced else None)
     # the scores come from the chosen numerics: close to exact, not exact unless fp32 won
     exact, _ = _scores(minilm_cross_encoder_dir, RegistrySettings(cache_dir=tmp_path / "cache"), trec[:2])
     moved = max(float(np.abs(a - b).max()) for a, b in zip(exact, fast, strict=True))
@@ -307,3 +314,23 @@ def test_openvino_compiles_unpinned_so_processes_sharing_a_machine_spread_over_i
     compiled = openvino_runtime.compile_model(model, "fp32", threads=1)
     assert compiled.get_property("ENABLE_CPU_PINNING") is False
     assert compiled.get_property("INFERENCE_NUM_THREADS") == 1
+
+
+def test_reduced_precision_network_pads_widths_to_a_multiple_and_keeps_every_units_row(minilm_cross_encoder_dir):
+    """Widths rounded up to 16 (fewer kernel shapes, AMX-tile aligned): masked positions change no row."""
+    from rerankd.models import build_family, openvino_runtime
+    from rerankd.models.catalog import detect_spec
+    from rerankd.models.runtime import resolve_placement
+
+    spec = detect_spec("m", str(minilm_cross_encoder_dir), minilm_cross_encoder_dir)
+    placement = resolve_placement("auto", torch.device("cpu"))
+    family = build_family(spec, placement, minilm_cross_encoder_dir, execution.ExecutionOptions(backend="torch"))
+    rows = [list(range(1000, 1000 + n)) for n in (37, 20, 5)]  # widest 37: padded to 48
+    batch = family.collate(rows, [[0] * len(row) for row in rows])
+    model = openvino_runtime.convert(family.graph, batch)
+    compiled = openvino_runtime.compile_model(model, "fp32", threads=torch.get_num_threads())
+    plain = openvino_runtime.CompiledNetwork(compiled, list(batch), width_multiple=1)(batch)
+    padded = openvino_runtime.CompiledNetwork(compiled, list(batch), width_multiple=16)(batch)
+    assert padded.shape == plain.shape == (3, 1)
+    assert float((padded - plain).abs().max()) <= 1e-5
+    assert float((plain[0] - plain[1]).abs().max()) > 1e-3  # different rows: a wrong mask would show

@@ -20,6 +20,7 @@ from rerankd.bench.progress import QUIET, Progress
 from rerankd.bench.targets import compute_targets
 from rerankd.core.cpu import detect
 from rerankd.engine.scheduler import default_batch_tokens
+from rerankd.models.execution import REDUCED_PRECISION_BATCH_TOKENS
 from rerankd.models.hf import read_config
 from rerankd.models.runtime import resolve_device, resolve_placement
 
@@ -97,6 +98,8 @@ def run_bench(config: BenchConfig, progress: Progress = QUIET) -> BenchReport:
         "peers": config.peers,
         "agreement_reference": reference,
         "max_batch_tokens": config.scheduler.max_batch_tokens or default_batch_tokens(device),
+        # a `fast` model on reduced-precision OpenVINO batches more unless --max-batch-tokens says otherwise
+        "max_batch_tokens_reduced_precision": config.scheduler.max_batch_tokens or REDUCED_PRECISION_BATCH_TOKENS,
         "max_batch_size": config.scheduler.max_batch_size,
     }
     targets = compute_targets(results, scales, machine)

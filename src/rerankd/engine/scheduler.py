@@ -191,7 +191,9 @@ class Scheduler:
         self.observer = observer
         self.label = label  # the model (or `model:adapter`) its metrics are reported under
         self.config = config or SchedulerConfig()
-        self.max_batch_tokens = self.config.max_batch_tokens or default_batch_tokens(family.placement.device)
+        self.max_batch_tokens = (
+            self.config.max_batch_tokens or family.batch_tokens or default_batch_tokens(family.placement.device)
+        )
         self.limits = BatchLimits(self.config.max_batch_size, self.max_batch_tokens)
         self._executor = executor
         self._pins = pins

@@ -63,7 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     training = parser.add_argument_group("training")
     training.add_argument("--seed", type=int, default=0, help="the split, LoRA's initialisation and the data order")
-    training.add_argument("--epochs", type=_positive_float, default=3.0)
+    training.add_argument(
+        "--epochs",
+        type=_positive_float,
+        default=3.0,
+        help="passes over the training queries (early stopping may end sooner)",
+    )
     training.add_argument("--max-steps", type=positive_int, default=None, help="stop after N optimizer steps")
     training.add_argument("--lr", type=_positive_float, default=2e-4, help="learning rate (default 2e-4)")
     training.add_argument("--batch-size", type=positive_int, default=16, help="queries (rows) per step")

@@ -101,6 +101,9 @@ class Family(ABC):
         self.compiled: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None
         # How the network runs (backend, numerics, calibration): what GET /v1/models reports.
         self.execution: dict[str, Any] = {}
+        # Padded tokens per batch the chosen numerics runs best at; None: the device's default.
+        # `--max-batch-tokens` overrides it (engine/scheduler.py).
+        self.batch_tokens: int | None = None
         self._eager = False
 
     @property

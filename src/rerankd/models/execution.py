@@ -56,8 +56,12 @@ SLOWER_TOLERATED = 1.1
 # Seconds of torch fp32 work the fast calibration aims for (fewer queries for bigger models).
 CALIBRATION_SECONDS = 12.0
 MIN_CALIBRATION_QUERIES = 4
+# Padded tokens per batch for a reduced-precision OpenVINO network (fp32 keeps the CPU default of
+# 1,024). MiniLM-L6 bf16 on 2 Sapphire Rapids cores, TREC batches never seen before: 329 pairs/s
+# at 1,024, 356 at 2,048; warm 370 and 397 (fp32: 117 and 115).
+REDUCED_PRECISION_BATCH_TOKENS = 2048
 # Bump when the candidates or how they are judged change (invalidates cached choices).
-CHOICE_VERSION = 3
+CHOICE_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -342,6 +346,9 @@ def _retime_leaders(
 def _apply(family: Family, candidate: Candidate, runner: Runner, plan: Plan) -> None:
     if candidate.backend == "openvino":
         family.compiled = runner
+        if not candidate.exact:
+            family.batch_tokens = REDUCED_PRECISION_BATCH_TOKENS
+            plan.details["batch_tokens"] = REDUCED_PRECISION_BATCH_TOKENS
     else:
         candidate.build()  # torch-side numerics change the network itself (and stay)
     plan.backend = candidate.backend
@@ -447,7 +454,8 @@ class Compiler:
     def openvino(self, precision: str) -> Candidate:
         def build() -> Runner:
             compiled = openvino_runtime.compile_model(self.fp32_model(), precision, self.threads)
-            return openvino_runtime.CompiledNetwork(compiled, self.input_names())
+            multiple = 1 if precision == "fp32" else openvino_runtime.REDUCED_PRECISION_WIDTH_MULTIPLE
+            return openvino_runtime.CompiledNetwork(compiled, self.input_names(), multiple)
 
         return Candidate(
             f"openvino {precision}",
@@ -475,7 +483,8 @@ class Compiler:
                 model = openvino_runtime.quantize_int8(fp32, batches, ignored)
                 self._save(model, path)
             compiled = openvino_runtime.compile_model(model, rest, self.threads)
-            return openvino_runtime.CompiledNetwork(compiled, self.input_names())
+            multiple = openvino_runtime.REDUCED_PRECISION_WIDTH_MULTIPLE
+            return openvino_runtime.CompiledNetwork(compiled, self.input_names(), multiple)
 
         label = "int8" if scope == "all" else "int8 feed-forward"
         return Candidate(

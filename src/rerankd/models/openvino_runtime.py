@@ -124,19 +124,32 @@ def matmul_names(model: Any) -> list[str]:
     return [op.get_friendly_name() for op in model.get_ops() if op.get_type_name() == "MatMul"]
 
 
+# Reduced-precision networks get batches padded to a width that is a multiple of this. oneDNN
+# builds a kernel per shape (AMX tiles are 16 rows): fewer distinct widths, each tile-aligned.
+# MiniLM-L6 on 2 Sapphire Rapids cores, TREC batches never seen before: bf16 275 -> 329 pairs/s,
+# int8 feed-forward 175 -> 343; fp32 unchanged (113-120 either way), so exact networks are not padded.
+REDUCED_PRECISION_WIDTH_MULTIPLE = 16
+
+
 class CompiledNetwork:
     """A compiled OpenVINO model called like the torch graph it came from: named tensors in, one tensor out.
 
     Used from one thread at a time (the compute thread; calibration before the model serves).
+    With `width_multiple` > 1 the batch is right-padded (mask 0) to a multiple of it first: the
+    graph returns one row per unit, and masked positions change no unit's row.
     The output is copied: OpenVINO reuses its output buffer on the next call.
     """
 
-    def __init__(self, compiled: Any, input_names: Sequence[str]) -> None:
+    def __init__(self, compiled: Any, input_names: Sequence[str], width_multiple: int = 1) -> None:
         self._compiled = compiled
         self._request = compiled.create_infer_request()
         self._inputs = tuple(input_names)
+        self._multiple = width_multiple
 
     def __call__(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         feed = {name: inputs[name].numpy() for name in self._inputs}
+        extra = -feed[self._inputs[0]].shape[1] % self._multiple
+        if extra:
+            feed = {name: np.pad(array, ((0, 0), (0, extra))) for name, array in feed.items()}
         output = self._request.infer(feed)[0]
         return torch.from_numpy(np.array(output, dtype=np.float32, copy=True))
