@@ -316,8 +316,8 @@ def test_openvino_compiles_unpinned_so_processes_sharing_a_machine_spread_over_i
     assert compiled.get_property("INFERENCE_NUM_THREADS") == 1
 
 
-def test_reduced_precision_network_pads_widths_to_a_multiple_and_keeps_every_units_row(minilm_cross_encoder_dir):
-    """Widths rounded up to 16 (fewer kernel shapes, AMX-tile aligned): masked positions change no row."""
+def test_int8_network_pads_widths_to_a_multiple_and_keeps_every_units_row(minilm_cross_encoder_dir):
+    """int8 networks get widths rounded up to 16 (fewer kernel shapes, tile-aligned): masked positions change no row."""
     from rerankd.models import build_family, openvino_runtime
     from rerankd.models.catalog import detect_spec
     from rerankd.models.runtime import resolve_placement
