@@ -57,8 +57,9 @@ SLOWER_TOLERATED = 1.1
 CALIBRATION_SECONDS = 12.0
 MIN_CALIBRATION_QUERIES = 4
 # Padded tokens per batch for a reduced-precision OpenVINO network (fp32 keeps the CPU default of
-# 1,024). MiniLM-L6 bf16 on 2 Sapphire Rapids cores, all TREC DL 2019 queries: 389 pairs/s at
-# 1,024, 459 at 2,048, the same scores either way (fp32: 117 and 115, batches never seen before).
+# 1,024, where it measured the same or better). MiniLM-L6 bf16 on 2 Sapphire Rapids cores: the
+# HTTP server at c=8 on 24 TREC queries 241 -> 265 pairs/s; the network alone on all 43 454 -> 461
+# (benchmarks/bf16_batching_spread.py); the same scores either way.
 REDUCED_PRECISION_BATCH_TOKENS = 2048
 # Bump when the candidates or how they are judged change (invalidates cached choices).
 CHOICE_VERSION = 5

@@ -145,11 +145,11 @@ class CompiledNetwork:
         self._compiled = compiled
         self._request = compiled.create_infer_request()
         self._inputs = tuple(input_names)
-        self._multiple = width_multiple
+        self.width_multiple = width_multiple  # set again to re-batch the same compiled network
 
     def __call__(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         feed = {name: inputs[name].numpy() for name in self._inputs}
-        extra = -feed[self._inputs[0]].shape[1] % self._multiple
+        extra = -feed[self._inputs[0]].shape[1] % self.width_multiple
         if extra:
             feed = {name: np.pad(array, ((0, 0), (0, extra))) for name, array in feed.items()}
         output = self._request.infer(feed)[0]
