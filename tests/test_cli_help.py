@@ -64,3 +64,23 @@ def test_every_rerankd_variable_the_code_reads_is_in_some_help(capsys: pytest.Ca
     assert {"RERANKD_API_KEY", "RERANKD_ADMIN_API_KEY"} <= read
     documented = "".join(help_text(capsys, command) for command in COMMANDS)
     assert sorted(variable for variable in read if variable not in documented) == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["serve", "--max-items", "0"], "argument --max-items: must be at least 1, got 0"),
+        (["serve", "--max-items", "1.5"], "argument --max-items: expected a whole number, got '1.5'"),
+        (["serve", "--drain-timeout", "-1"], "argument --drain-timeout: must not be negative, got -1.0"),
+        (["finetune", "--lr", "0"], "argument --lr: must be above 0, got 0.0"),
+        (["finetune", "--eval-fraction", "1"], "argument --eval-fraction: must be in [0, 1), got 1.0"),
+        (["eval", "--threads", "two"], "argument --threads: expected a whole number, got 'two'"),
+    ],
+)
+def test_a_bad_number_is_one_usage_line_naming_the_option(
+    argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(argv)
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(expected)

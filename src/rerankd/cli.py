@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rerankd import __version__
 from rerankd.cli_help import HF_ENVIRONMENT, Parser, environment_epilog
+from rerankd.cli_types import positive_int, seconds
 from rerankd.extras import SERVER_INSTALL, missing_server_packages
 
 
@@ -65,16 +66,6 @@ def _directory(text: str) -> Path:
     return path.resolve()
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return value
-
-
 def _add_production_options(parser: argparse.ArgumentParser) -> None:
     """Who may change models, what they may load, and how the server stops (README: "In production")."""
     access = parser.add_argument_group("admin API and weights")
@@ -115,7 +106,7 @@ def _add_production_options(parser: argparse.ArgumentParser) -> None:
     )
     stopping.add_argument(
         "--drain-timeout",
-        type=_seconds,
+        type=seconds,
         default=30.0,
         metavar="SECONDS",
         help="on SIGTERM/SIGINT, in-flight requests get this long to finish; the rest are cancelled "
@@ -128,13 +119,13 @@ def _add_admission_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("admission control and per-request limits")
     group.add_argument(
         "--max-queued-tokens",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="tokens waiting per model before new requests get 429 QUEUE_FULL with Retry-After "
         "(default: 30 s of work at the model's measured speed, at least 128 full batches)",
     )
-    group.add_argument("--max-items", type=_positive_int, default=10_000, help="items accepted in one request")
+    group.add_argument("--max-items", type=positive_int, default=10_000, help="items accepted in one request")
     group.add_argument(
         "--max-text-bytes",
         type=_size,
@@ -144,7 +135,7 @@ def _add_admission_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--max-tokens-per-request",
-        type=_positive_int,
+        type=positive_int,
         default=2_000_000,
         metavar="N",
         help="tokens one request may make the model read (windows and special tokens included); 413 beyond",
@@ -162,7 +153,7 @@ def _add_observability_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--idle-trim-seconds",
-        type=_seconds,
+        type=seconds,
         default=1.0,
         metavar="S",
         help="give freed memory back to the OS after S seconds without requests (0: never)",
@@ -183,9 +174,9 @@ def _add_ray_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--ray", action="store_true", help="serve through engine replicas on a Ray cluster (started here or joined)"
     )
-    group.add_argument("--replicas", type=_positive_int, default=None, metavar="N", help="engine replicas (1)")
+    group.add_argument("--replicas", type=positive_int, default=None, metavar="N", help="engine replicas (1)")
     group.add_argument(
-        "--max-replicas", type=_positive_int, default=None, metavar="N", help="autoscale up to N on ongoing requests"
+        "--max-replicas", type=positive_int, default=None, metavar="N", help="autoscale up to N on ongoing requests"
     )
     group.add_argument(
         "--ray-address", default=None, metavar="ADDR", help="join this cluster (auto, HOST:6379, ray://...)"
@@ -194,7 +185,7 @@ def _add_ray_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--replica-gpus", type=float, default=0.0, metavar="N", help="GPUs per replica (0)")
     group.add_argument(
         "--model-slots",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="models one replica keeps loaded (default: --max-loaded-models, else every --model)",
@@ -256,16 +247,6 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="rerankd",
@@ -315,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--max-loaded-models",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="at most N models in memory; loading another evicts the least recently used idle one",

@@ -11,17 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+from rerankd.cli_types import positive_int
 from rerankd.evaluation.errors import BadInput
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:

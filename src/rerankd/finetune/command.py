@@ -12,28 +12,9 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from rerankd.evaluation.command import add_dataset_arguments, add_engine_arguments, positive_int, quiet_engine_logs
+from rerankd.cli_types import fraction, positive_float, positive_int
+from rerankd.evaluation.command import add_dataset_arguments, add_engine_arguments, quiet_engine_logs
 from rerankd.evaluation.errors import BadInput
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction, got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {value}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,14 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     split = parser.add_argument_group("query-disjoint split (of the judged queries, or --queries-file's)")
     split.add_argument(
         "--eval-fraction",
-        type=_fraction,
+        type=fraction,
         default=0.2,
         metavar="F",
         help="held out for early stopping and the before/after report (default 0.2; 0: none)",
     )
     split.add_argument(
         "--test-fraction",
-        type=_fraction,
+        type=fraction,
         default=0.0,
         metavar="F",
         help="set aside, never read, for rerankd eval --queries-file DIR/queries.test.txt (default 0)",
@@ -65,12 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     training.add_argument("--seed", type=int, default=0, help="the split, LoRA's initialisation and the data order")
     training.add_argument(
         "--epochs",
-        type=_positive_float,
+        type=positive_float,
         default=3.0,
         help="passes over the training queries (early stopping may end sooner)",
     )
     training.add_argument("--max-steps", type=positive_int, default=None, help="stop after N optimizer steps")
-    training.add_argument("--lr", type=_positive_float, default=2e-4, help="learning rate (default 2e-4)")
+    training.add_argument("--lr", type=positive_float, default=2e-4, help="learning rate (default 2e-4)")
     training.add_argument("--batch-size", type=positive_int, default=16, help="queries (rows) per step")
     training.add_argument("--rank", type=positive_int, default=8, help="LoRA rank (default 8; alpha = 2 x rank)")
     training.add_argument(
