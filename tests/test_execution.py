@@ -203,7 +203,10 @@ def test_fast_precision_calibrates_chooses_a_passing_numerics_and_caches_the_cho
     assert any(name.startswith("openvino int8") for name in trials)
     assert any("bf16" in name for name in trials) is native_bf16  # bf16 only where it is native
     passing = [t for t in trials.values() if t["passed"]]
-    chosen = max(passing, key=lambda t: t["pairs_per_second"])
+    fastest = max(t["pairs_per_second"] for t in passing)
+    tied = [t for t in passing if t["pairs_per_second"] >= fastest * (1 - execution.SPEED_TIE)]
+    chosen = max(tied, key=lambda t: (t["agreement"]["tau_mean"], t["pairs_per_second"]))  # a tie goes to fidelity
+    assert any(name == "openvino bf16+fp32 tail" for name in trials) is native_bf16
     for trial in trials.values():
         agreement = trial["agreement"]
         floor = report["floor"]
@@ -334,3 +337,53 @@ def test_int8_network_pads_widths_to_a_multiple_and_keeps_every_units_row(minilm
     assert padded.shape == plain.shape == (3, 1)
     assert float((padded - plain).abs().max()) <= 1e-5
     assert float((plain[0] - plain[1]).abs().max()) > 1e-3  # different rows: a wrong mask would show
+
+
+def test_fast_tie_goes_to_the_candidate_that_ranks_closer_to_fp32():
+    from rerankd.models.calibration import Agreement
+
+    def trial(name: str, speed: float, tau: float) -> execution.Trial:
+        return execution.Trial(name, speed, Agreement(tau, tau - 0.01, tau, 1e-2), passed=True)
+
+    plain, tail = trial("openvino bf16", 500.0, 0.988), trial("openvino bf16+fp32 tail", 490.0, 0.994)
+    assert execution._winner([plain, tail]) is tail  # 2 % slower: a tie, fidelity decides
+    slow_tail = trial("openvino bf16+fp32 tail", 400.0, 0.994)
+    assert execution._winner([plain, slow_tail]) is plain  # 20 % slower: speed decides
+
+
+def test_bf16_body_and_fp32_tail_split_computes_the_same_network(minilm_cross_encoder_dir, minilm_bi_encoder_dir):
+    """Cut after the last layer's attention and both halves compiled in fp32: the unsplit network's logits."""
+    from rerankd.models import build_family, openvino_runtime
+    from rerankd.models.catalog import detect_spec
+    from rerankd.models.runtime import resolve_placement
+
+    def compiler_for(directory: Path) -> execution.Compiler:
+        spec = detect_spec("m", str(directory), directory)
+        family = build_family(
+            spec, resolve_placement("auto", torch.device("cpu")), directory, execution.ExecutionOptions(backend="torch")
+        )
+        return execution.Compiler(family, directory, execution.ExecutionOptions(precision="fast", cache_dir=tmp_cache))
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as cache:
+        tmp_cache = Path(cache)
+        compiler = compiler_for(minilm_cross_encoder_dir)
+        model = compiler.fp32_model()
+        body, tail = openvino_runtime.split_at_last_attention(model)
+        threads = torch.get_num_threads()
+        names = compiler.input_names()
+        whole = openvino_runtime.CompiledNetwork(openvino_runtime.compile_model(model, "fp32", threads), names)
+        chained = openvino_runtime.ChainedNetwork(
+            openvino_runtime.compile_model(body, "fp32", threads),
+            openvino_runtime.compile_model(tail, "fp32", threads),
+            names,
+            width_multiple=16,
+        )
+        batch = compiler.calibration_set(check=True).batches[0][1]
+        expected, got = whole(batch), chained(batch)
+        assert got.shape == expected.shape and expected.shape[0] > 1
+        assert float((got - expected).abs().max()) <= 1e-5
+        assert float(expected.std()) > 1e-3  # distinct logits: a cut in the wrong place would show
+        # mean pooling reads every position of the last layer: no cheap tail, no split offered
+        assert openvino_runtime.split_at_last_attention(compiler_for(minilm_bi_encoder_dir).fp32_model()) is None

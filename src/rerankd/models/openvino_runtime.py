@@ -15,6 +15,7 @@ bf16 on CPUs that have it, which is not exact), and post-training int8 quantizat
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -124,12 +125,13 @@ def matmul_names(model: Any) -> list[str]:
     return [op.get_friendly_name() for op in model.get_ops() if op.get_type_name() == "MatMul"]
 
 
-# int8 networks get batches padded to a width that is a multiple of this. oneDNN builds a kernel
-# per shape (AMX tiles are 16 rows): fewer distinct widths, each tile-aligned. MiniLM-L6 on 2
-# Sapphire Rapids cores, TREC batches never seen before: int8 feed-forward 175 -> 343 pairs/s.
-# bf16 is not padded: aligned widths ran 1.2x faster there but moved its ranking further from fp32
-# (Kendall tau 0.9884 -> 0.9875 on TREC DL 2019), below what OpenVINO's own bf16 keeps; fp32 gained nothing.
-INT8_WIDTH_MULTIPLE = 16
+# int8 networks, and bf16 ones with an fp32 tail, get batches padded to a width that is a multiple
+# of this. oneDNN builds a kernel per shape (AMX tiles are 16 rows): fewer distinct widths, each
+# tile-aligned. MiniLM-L6 on 2 Sapphire Rapids cores, TREC batches never seen before: int8
+# feed-forward 175 -> 343 pairs/s. Plain bf16 is not padded: aligned widths ran it 1.2x faster but
+# moved its ranking further from fp32 (Kendall tau 0.9884 -> 0.9875 on TREC DL 2019), below what
+# OpenVINO's own bf16 keeps; with an fp32 tail they do not (0.9938 -> 0.9939). fp32 gained nothing.
+PADDED_WIDTH_MULTIPLE = 16
 
 
 class CompiledNetwork:
@@ -152,5 +154,70 @@ class CompiledNetwork:
         extra = -feed[self._inputs[0]].shape[1] % self.width_multiple
         if extra:
             feed = {name: np.pad(array, ((0, 0), (0, extra))) for name, array in feed.items()}
-        output = self._request.infer(feed)[0]
+        output = self._run(feed)
         return torch.from_numpy(np.array(output, dtype=np.float32, copy=True))
+
+    def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        return self._request.infer(feed)[0]
+
+
+# The last encoder layer's attention output (after its LayerNorm), where `split_at_last_attention` cuts.
+_LAST_ATTENTION = re.compile(r"encoder\.layer\.(\d+)\.attention\.output\.LayerNorm/")
+
+
+def split_at_last_attention(model: Any) -> tuple[Any, Any] | None:
+    """The graph cut after the last layer's attention: (body, tail), or None where that cannot be done cheaply.
+
+    The body reads the inputs and returns the last layer's attention output; the tail reads that
+    (input `hidden`) and runs the rest: that layer's feed-forward block and the head. Offered only
+    where the first-token last layer made that output one row per unit (`[batch, 1, hidden]`), so
+    the tail is a few small products whatever the precision it runs in. BERT-style module names
+    (`encoder.layer.N.attention.output.LayerNorm`: BERT, RoBERTa, XLM-R, ELECTRA) locate the cut.
+    """
+    body_source, tail_source = model.clone(), model.clone()
+    cut = _last_attention_output(body_source)
+    if cut is None:
+        return None
+    shape = cut.get_partial_shape()
+    if shape.rank.get_length() != 3 or shape[1].get_max_length() != 1:  # [batch, ..1, hidden]: one row per unit
+        return None
+    import openvino as ov
+
+    body = ov.Model([cut], body_source.get_parameters(), "body")
+    tail_cut = _last_attention_output(tail_source)
+    assert tail_cut is not None
+    hidden = ov.opset13.parameter(tail_cut.get_partial_shape(), ov.Type.f32, name="hidden")
+    hidden.output(0).get_tensor().set_names({"hidden"})
+    for target in list(tail_cut.get_target_inputs()):
+        target.replace_source_output(hidden.output(0))
+    tail = ov.Model(tail_source.outputs, [hidden], "tail")
+    return body, tail
+
+
+def _last_attention_output(model: Any) -> Any | None:
+    """The output of the last layer's attention LayerNorm: its last operation feeding anything outside it."""
+    found = []
+    for op in model.get_ordered_ops():
+        if match := _LAST_ATTENTION.search(op.get_friendly_name()):
+            found.append((int(match.group(1)), op))
+    if not found:
+        return None
+    last = max(layer for layer, _ in found)
+    prefix = f"encoder.layer.{last}.attention.output.LayerNorm/"
+    for _, op in reversed([(layer, op) for layer, op in found if layer == last]):
+        consumers = [target.get_node().get_friendly_name() for target in op.output(0).get_target_inputs()]
+        if consumers and any(prefix not in name for name in consumers):
+            return op.output(0)
+    return None
+
+
+class ChainedNetwork(CompiledNetwork):
+    """A body and a tail compiled apart (e.g. bf16 and fp32) called as one network."""
+
+    def __init__(self, body: Any, tail: Any, input_names: Sequence[str], width_multiple: int = 1) -> None:
+        super().__init__(body, input_names, width_multiple)
+        self._tail = tail.create_infer_request()
+
+    def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        hidden = self._request.infer(feed)[0]
+        return self._tail.infer({"hidden": hidden})[0]
