@@ -9,6 +9,8 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -114,19 +116,29 @@ def _check_serving(args: argparse.Namespace) -> None:
         _check_server(args)
 
 
+@contextmanager
+def _server_call(url: str, refused: str) -> Iterator[None]:
+    """The SDK's failures as one line: unreachable, or `refused` followed by the server's answer."""
+    from rerankd.client import APIError, ConnectionFailed
+
+    try:
+        yield
+    except ConnectionFailed as error:
+        raise BadInput(f"cannot reach the server at {url}: {error.message}") from None
+    except APIError as error:
+        raise BadInput(f"{refused}: {error.status} {error.code}: {error.message}") from None
+
+
 def _check_server(args: argparse.Namespace) -> None:
     """Before minutes of training: the server answers and serves --name."""
-    from rerankd.client import APIError, Client, ConnectionFailed
+    from rerankd.client import Client
 
-    with Client(args.serve_to, api_key=args.admin_api_key, wait_for_model=0) as client:
-        try:
-            client.get_model(args.name)
-        except ConnectionFailed as error:
-            raise BadInput(f"cannot reach the server at {args.serve_to}: {error.message}") from None
-        except APIError as error:
-            raise BadInput(
-                f"--name {args.name}: the server at {args.serve_to} answered {error.code}: {error.message}"
-            ) from None
+    refused = f"--name {args.name}: the server at {args.serve_to} answered"
+    with (
+        Client(args.serve_to, api_key=args.admin_api_key, wait_for_model=0) as client,
+        _server_call(args.serve_to, refused),
+    ):
+        client.get_model(args.name)
 
 
 def _prepare_out(out: Path) -> Path:
@@ -250,17 +262,11 @@ def _write_record(args, base, out: Path, written: dict, result, report) -> None:
 
 
 def _serve(args: argparse.Namespace, out: Path) -> None:
-    from rerankd.client import APIError, Client, ConnectionFailed
+    from rerankd.client import Client
 
-    with Client(args.serve_to, api_key=args.admin_api_key) as client:
-        try:
-            info = client.load_adapter(args.name, args.adapter, str(out.resolve()))
-        except ConnectionFailed as error:
-            raise BadInput(f"cannot reach the server at {args.serve_to}: {error.message}") from None
-        except APIError as error:
-            raise BadInput(
-                f"the server at {args.serve_to} refused the adapter: {error.status} {error.code}: {error.message}"
-            ) from None
+    refused = f"the server at {args.serve_to} refused the adapter"
+    with Client(args.serve_to, api_key=args.admin_api_key) as client, _server_call(args.serve_to, refused):
+        info = client.load_adapter(args.name, args.adapter, str(out.resolve()))
     print(
         f"rerankd finetune: {args.serve_to} serves it as {info.get('id', f'{args.name}:{args.adapter}')}",
         file=sys.stderr,

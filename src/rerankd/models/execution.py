@@ -462,9 +462,8 @@ class Compiler:
             candidates.append(self.openvino("fp32"))
             if self.cpu.native_bf16:
                 candidates.append(self.openvino("bf16"))
-                split = self.openvino_bf16_fp32_tail()
-                if split is not None:
-                    candidates.append(split)
+                if getattr(self.family, "first_token_only", False):
+                    candidates.append(self.openvino_bf16_fp32_tail())
             candidates.append(self.openvino_int8("all", rest))
             candidates.append(self.openvino_int8("feed-forward", rest))
         if backend != "openvino" and self.cpu.native_bf16:
@@ -485,21 +484,21 @@ class Compiler:
             compiled_bytes=lambda: self._ir_bytes(self._fp32_path()),
         )
 
-    def openvino_bf16_fp32_tail(self) -> Candidate | None:
+    def openvino_bf16_fp32_tail(self) -> Candidate:
         """bf16 up to the last layer's attention, its first-token feed-forward block and the head in fp32.
 
         The tail is where bf16 rounding reaches the score most directly, and with the first-token
         last layer it is a few products on one row per unit: MiniLM-L6 on TREC DL 2019, Kendall tau
         0.9884 -> 0.9939 against plain bf16, 510 against 485 pairs/s with widths padded to 16 (which
-        cost plain bf16 agreement but not this; benchmarks/bf16_batching_spread.py). None where the
-        graph has no such cut (`openvino_runtime.split_at_last_attention`).
+        cost plain bf16 agreement but not this; benchmarks/bf16_batching_spread.py). Offered where
+        the first-token last layer is on; the graph is cut (`split_at_last_attention`) only when built.
         """
-        parts = openvino_runtime.split_at_last_attention(self.fp32_model())
-        if parts is None:
-            return None
-        body, tail = parts
 
         def build() -> Runner:
+            parts = openvino_runtime.split_at_last_attention(self.fp32_model())
+            if parts is None:
+                raise RuntimeError("the graph has no cut after the last layer's attention")
+            body, tail = parts
             return openvino_runtime.ChainedNetwork(
                 openvino_runtime.compile_model(body, "bf16", self.threads),
                 openvino_runtime.compile_model(tail, "fp32", self.threads),

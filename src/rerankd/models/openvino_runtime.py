@@ -174,8 +174,7 @@ def split_at_last_attention(model: Any) -> tuple[Any, Any] | None:
     the tail is a few small products whatever the precision it runs in. BERT-style module names
     (`encoder.layer.N.attention.output.LayerNorm`: BERT, RoBERTa, XLM-R, ELECTRA) locate the cut.
     """
-    body_source, tail_source = model.clone(), model.clone()
-    cut = _last_attention_output(body_source)
+    cut = _last_attention_output(model)
     if cut is None:
         return None
     shape = cut.get_partial_shape()
@@ -183,7 +182,8 @@ def split_at_last_attention(model: Any) -> tuple[Any, Any] | None:
         return None
     import openvino as ov
 
-    body = ov.Model([cut], body_source.get_parameters(), "body")
+    body_source, tail_source = model.clone(), model.clone()  # each half rewires its own copy
+    body = ov.Model([_last_attention_output(body_source)], body_source.get_parameters(), "body")
     tail_cut = _last_attention_output(tail_source)
     assert tail_cut is not None
     hidden = ov.opset13.parameter(tail_cut.get_partial_shape(), ov.Type.f32, name="hidden")
