@@ -9,6 +9,7 @@ import pytest
 
 from rerankd.api.service import Service
 from rerankd.core.types import Item, ScoreRequest
+from rerankd.engine.batch_plan import longest_first
 from rerankd.engine.engine import Engine
 from rerankd.engine.scheduler import Scheduler, SchedulerConfig
 
@@ -52,6 +53,30 @@ async def test_concurrent_requests_get_their_own_exact_scores(minilm_cross_encod
             assert np.abs(by_index(shared) - solo).max() <= 1e-5
         stats = current_scheduler(engine).stats
         assert stats.units == 2 * sum(len(r.items) for r in requests)
+    finally:
+        await close(engine)
+
+
+def test_a_batch_takes_the_longest_units_across_requests():
+    heads = [np.array([90, 50, 40]), np.array([100, 80, 50, 10]), np.array([50, 45])]
+    assert longest_first(heads, 4).tolist() == [2, 2, 0]  # 100 90 80, then the first request's 50
+    assert longest_first(heads, 6).tolist() == [2, 3, 1]  # ... and every 50, earlier requests first
+    assert longest_first(heads, 100).tolist() == [3, 4, 2]
+    assert longest_first([np.array([7, 7, 3])], 2).tolist() == [2]
+
+
+async def test_concurrent_requests_pad_less_than_one_at_a_time(minilm_cross_encoder_dir, trec):
+    engine = await make_engine(minilm_cross_encoder_dir, max_batch_tokens=1024)
+    try:
+        requests = [request(q.query, q.documents[:24]) for q in trec[:8]]
+        stats = current_scheduler(engine).stats
+        for r in requests:
+            await engine.score(r)
+        alone = stats.padding_waste
+        real, padded = stats.real_tokens, stats.padded_tokens
+        await asyncio.gather(*(engine.score(r) for r in requests))
+        together = 1 - (stats.real_tokens - real) / (stats.padded_tokens - padded)
+        assert together < 0.75 * alone, (together, alone)
     finally:
         await close(engine)
 

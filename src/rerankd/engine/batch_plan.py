@@ -2,6 +2,7 @@
 
 The scheduler sorts a request's units longest first (a stable sort: equal costs keep unit
 order) and cuts batches greedily from the longest, `BatchLimits.capacity(width)` units each.
+With several requests waiting, a batch takes the longest units across them (`longest_first`).
 Scored with no other traffic, a request's batches are therefore fixed by its units' costs and
 the limits alone (`lone_batches`). Why it matters: a float32 network's output for a row moves
 in its last bits with the batch it runs in (padded width, rows per batch), so whoever splits a
@@ -45,6 +46,21 @@ def cost_lengths(prepared: Prepared) -> np.ndarray:
 def unit_order(costs: np.ndarray) -> np.ndarray:
     """Units longest first; equal costs keep unit order (the order a request's batches are cut in)."""
     return np.argsort(-np.asarray(costs), kind="stable")
+
+
+def longest_first(heads: list[np.ndarray], capacity: int) -> np.ndarray:
+    """How many units each request gives a batch of `capacity` cut from several at once.
+
+    `heads[r]` is request `r`'s waiting unit costs, longest first: the batch takes the longest
+    units across requests, so each request gives a prefix of its own; among equal costs the
+    earlier request gives first. With one request it is the cut `lone_batches` makes.
+    """
+    if len(heads) == 1:
+        return np.array([min(capacity, len(heads[0]))])
+    costs = np.concatenate(heads)
+    owners = np.repeat(np.arange(len(heads)), [len(head) for head in heads])
+    chosen = np.lexsort((owners, -costs))[:capacity]
+    return np.bincount(owners[chosen], minlength=len(heads))
 
 
 @dataclass(frozen=True)
